@@ -1,0 +1,102 @@
+"""The ASGI application: ``create_app(settings)`` and its lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from cotiza import __version__
+from cotiza.api.deps import ServicesDep
+from cotiza.api.routes import control, health, quotes, ratios, ws
+from cotiza.errors import (
+    ConflictError,
+    CotizaError,
+    FeedError,
+    InvalidRequestError,
+    NotFoundError,
+    StorageError,
+)
+from cotiza.metrics import render_metrics
+from cotiza.service import Services, run_services
+from cotiza.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_STATUS = {
+    NotFoundError: 404,
+    ConflictError: 409,
+    InvalidRequestError: 422,
+    StorageError: 503,
+    FeedError: 502,
+}
+
+
+@dataclass
+class Runtime:
+    """Where the process (not a request) finds the running services, e.g. to drain."""
+
+    services: Services | None = None
+
+
+def create_app(settings: Settings) -> FastAPI:
+    runtime = Runtime()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        async with run_services(settings) as services:
+            runtime.services = services
+            try:
+                yield {"services": services}
+            finally:
+                runtime.services = None
+
+    app = FastAPI(title="cotiza", version=__version__, lifespan=lifespan)
+    app.state.runtime = runtime
+    app.state.settings = settings
+
+    if settings.allowed_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Token"],
+        )
+
+    @app.exception_handler(CotizaError)
+    async def _cotiza_error(_: Request, exc: CotizaError) -> JSONResponse:
+        code = next((c for t, c in _STATUS.items() if isinstance(exc, t)), 500)
+        return JSONResponse({"detail": str(exc)}, status_code=code)
+
+    app.include_router(health.router)
+    app.include_router(control.router)
+    app.include_router(control.admin)
+    app.include_router(quotes.router)
+    app.include_router(ratios.router)
+    app.include_router(ws.router)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(services: ServicesDep) -> Response:
+        return Response(render_metrics(services), media_type="text/plain; version=0.0.4")
+
+    static = resources.files("cotiza") / "static"
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/dashboard")
+
+    @app.get("/dashboard", include_in_schema=False)
+    async def dashboard_page() -> Response:
+        html = (static / "index.html").read_text(encoding="utf-8")
+        return Response(html, media_type="text/html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    return app

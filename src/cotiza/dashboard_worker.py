@@ -1,0 +1,182 @@
+"""The dashboard table: its query and the single broadcast worker that pushes it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from enum import StrEnum
+from typing import Any
+
+from cotiza.calendar import MarketCalendar
+from cotiza.dashboard import build_dashboard_rows, dashboard_windows
+from cotiza.hub import Connection, Hub, dumps
+from cotiza.settings import Settings
+from cotiza.storage.repository import Repository
+
+log = logging.getLogger(__name__)
+
+
+class DashboardQuery:
+    """Computes the dashboard table; the HTTP endpoint and the worker share it."""
+
+    def __init__(self, repository: Repository, calendar: MarketCalendar, field: str) -> None:
+        self.repository = repository
+        self.calendar = calendar
+        self.field = field
+
+    async def __call__(self, now: float | None = None) -> dict[str, Any]:
+        started = time.perf_counter()
+        now = now or time.time()
+        pairs = await self.repository.list_pairs(active_only=True)
+        windows = dashboard_windows(now, self.calendar)
+        stats = {
+            name: await self.repository.window_stats(start, end)
+            for name, start, end in windows.items()
+        }
+        latest = await self.repository.latest_values(self.field)
+        rows = build_dashboard_rows(pairs, latest, stats)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        return {
+            "status": "success",
+            "data": [row.as_dict() for row in rows],
+            "count": len(rows),
+            "query_time_ms": round(elapsed_ms, 2),
+        }
+
+
+class WorkerState(StrEnum):
+    STOPPED = "stopped"
+    RUNNING = "running"
+    STOPPING = "stopping"
+
+
+class DashboardWorker:
+    """Exactly one per process: started by the first subscriber, stopped by the last.
+
+    It owns its task and its stop event (nothing shared with other workers), waits on
+    that event with ``DASHBOARD_REFRESH_INTERVAL`` as the timeout, and caches the last
+    snapshot so a new subscriber gets data at once.
+    """
+
+    def __init__(self, settings: Settings, hub: Hub, query: DashboardQuery) -> None:
+        self.settings = settings
+        self.hub = hub
+        self.query = query
+        self.state = WorkerState.STOPPED
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self.cached: str | None = None
+        self.cached_at: float | None = None
+        self.runs = 0
+        self.starts = 0
+        self.errors = 0
+        self.last_error: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @property
+    def subscribers(self) -> int:
+        return len(self.hub.dashboard)
+
+    async def subscribe(self, conn: Connection) -> bool:
+        """Add a subscriber; False when ``DASHBOARD_MAX_SUBSCRIBERS`` is reached."""
+        if conn.dashboard:
+            return True
+        if self.subscribers >= self.settings.dashboard_max_subscribers:
+            return False
+        conn.dashboard = True
+        self.hub.dashboard.add(conn)
+        await self._ensure_running()
+        return True
+
+    async def unsubscribe(self, conn: Connection) -> None:
+        if conn.dashboard:
+            conn.dashboard = False
+            self.hub.dashboard.discard(conn)
+        if not self.hub.dashboard:
+            await self.stop()
+
+    async def _ensure_running(self) -> None:
+        async with self._lock:
+            if self.running:
+                log.debug("dashboard worker already running")
+                return
+            self._stop = asyncio.Event()
+            self._task = asyncio.create_task(self._run(self._stop), name="dashboard-worker")
+            self.state = WorkerState.RUNNING
+            self.starts += 1
+            log.info("dashboard worker started")
+
+    async def stop(self) -> None:
+        """Signal the worker and wait for it; cancel it if it overruns the deadline."""
+        async with self._lock:
+            task = self._task
+            if task is None:
+                return
+            self.state = WorkerState.STOPPING
+            self._stop.set()
+            try:
+                async with asyncio.timeout(self.settings.shutdown_timeout):
+                    await asyncio.shield(task)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            except Exception:
+                log.exception("dashboard worker ended with an error")
+            self._task = None
+            self.state = WorkerState.STOPPED
+            log.info("dashboard worker stopped")
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        interval = self.settings.dashboard_refresh_interval
+        while not stop.is_set():
+            await self.refresh()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await stop.wait()
+
+    async def refresh(self) -> str:
+        """Run the query once, cache and push the result (or a ``dashboard_error``)."""
+        try:
+            result = await self.query()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.errors += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.exception("dashboard query failed")
+            payload = dumps(
+                {
+                    "type": "dashboard_error",
+                    "message": "dashboard query failed",
+                    "timestamp": time.time(),
+                }
+            )
+            self.hub.publish_dashboard(payload)
+            return payload
+        self.runs += 1
+        payload = dumps({"type": "dashboard_data", **result, "timestamp": time.time()})
+        self.cached = payload
+        self.cached_at = time.time()
+        self.hub.publish_dashboard(payload)
+        return payload
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "state": self.state.value,
+            "running": self.running,
+            "subscribers": self.subscribers,
+            "max_subscribers": self.settings.dashboard_max_subscribers,
+            "refresh_interval": self.settings.dashboard_refresh_interval,
+            "runs": self.runs,
+            "starts": self.starts,
+            "errors": self.errors,
+            "last_error": self.last_error,
+            "cached_at": self.cached_at,
+        }

@@ -1,0 +1,402 @@
+"""WebSocket fan-out: connections, their subscriptions and their outgoing queues.
+
+A publish serialises a message once and hands the same string to every interested
+connection's pending map without awaiting anything. Each connection drains its own map
+in a sender task, so a slow client only ever delays itself. Ticks and ratios are keyed
+by symbol or pair, so while a client is backed up a newer value replaces the older one
+(latest wins) instead of growing the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Hashable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from starlette.websockets import WebSocket
+
+from cotiza.models import Quote
+from cotiza.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_SERVICE_RESTART = 1012
+CLOSE_TRY_AGAIN_LATER = 1013
+
+
+def dumps(message: dict[str, Any]) -> str:
+    """Serialise one outgoing frame."""
+    return orjson.dumps(message).decode()
+
+
+class ConnectionState(StrEnum):
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+@dataclass(slots=True)
+class HubStats:
+    accepted: int = 0
+    rejected: int = 0
+    messages_sent: int = 0
+    messages_coalesced: int = 0
+    messages_dropped: int = 0
+    slow_consumers: int = 0
+    send_errors: int = 0
+
+
+class Connection:
+    """One WebSocket client: its subscriptions, pending frames and sender task."""
+
+    __slots__ = (
+        "_sender",
+        "_wakeup",
+        "closed",
+        "coalesced",
+        "connected_at",
+        "dashboard",
+        "hub",
+        "id",
+        "instruments",
+        "last_recv",
+        "path",
+        "pending",
+        "ratio_all",
+        "ratio_pairs",
+        "received",
+        "remote",
+        "sent",
+        "state",
+        "ws",
+    )
+
+    def __init__(self, hub: Hub, conn_id: int, ws: WebSocket, path: str) -> None:
+        self.hub = hub
+        self.id = conn_id
+        self.ws = ws
+        self.path = path
+        client = ws.client
+        self.remote = f"{client.host}:{client.port}" if client else "?"
+        self.connected_at = time.time()
+        self.last_recv = time.monotonic()
+        self.instruments: set[str] = set()
+        self.ratio_pairs: set[int] = set()
+        self.ratio_all = False
+        self.dashboard = False
+        self.pending: dict[Hashable, str] = {}
+        self.state = ConnectionState.OPEN
+        self.sent = 0
+        self.received = 0
+        self.coalesced = 0
+        self._wakeup = asyncio.Event()
+        self._sender: asyncio.Task[None] | None = None
+        self.closed = asyncio.Event()
+
+    def start(self) -> None:
+        self._sender = asyncio.create_task(self._send_loop(), name=f"ws-sender-{self.id}")
+
+    def enqueue(self, key: Hashable, payload: str) -> None:
+        """Queue ``payload`` under ``key``; a pending frame with the same key is replaced."""
+        if self.state is not ConnectionState.OPEN:
+            return
+        pending = self.pending
+        if key in pending:
+            pending[key] = payload
+            self.coalesced += 1
+            self.hub.stats.messages_coalesced += 1
+            return
+        if len(pending) >= self.hub.settings.ws_queue_size:
+            self.hub.stats.messages_dropped += 1
+            self.hub.slow_consumer(self, "queue overflow")
+            return
+        pending[key] = payload
+        self._wakeup.set()
+
+    def send_message(self, message: dict[str, Any]) -> None:
+        """Queue a one-off frame (a reply or an error) that is never coalesced."""
+        self.enqueue(next(self.hub.counter), dumps(message))
+
+    async def _send_loop(self) -> None:
+        timeout = self.hub.settings.websocket_timeout
+        ws = self.ws
+        pending = self.pending
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while pending:
+                    key = next(iter(pending))
+                    payload = pending.pop(key)
+                    try:
+                        async with asyncio.timeout(timeout):
+                            await ws.send_text(payload)
+                    except TimeoutError:
+                        self.hub.slow_consumer(self, f"send blocked over {timeout:g} s")
+                        return
+                    self.sent += 1
+                    self.hub.stats.messages_sent += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # The peer went away mid-send; the receive side will notice and clean up.
+            log.debug("connection %d send failed: %r", self.id, exc)
+            self.hub.stats.send_errors += 1
+            self.state = ConnectionState.CLOSED
+            self.closed.set()
+
+    async def close(self, code: int, reason: str = "", *, timeout: float = 2.0) -> None:
+        """Close politely within ``timeout``; abort the transport when that is not possible.
+
+        Idempotent: later calls only wait for the first one to finish.
+        """
+        if self.state is not ConnectionState.OPEN:
+            await self.wait_closed(timeout)
+            return
+        self.state = ConnectionState.CLOSING
+        self.pending.clear()
+        sender = self._sender
+        if sender is not None and sender is not asyncio.current_task():
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+        try:
+            async with asyncio.timeout(timeout):
+                await self.ws.close(code, reason)
+        except TimeoutError:
+            abort_transport(self.ws)
+        except Exception as exc:
+            log.debug("connection %d close failed: %r", self.id, exc)
+        self.state = ConnectionState.CLOSED
+        self.closed.set()
+
+    async def wait_closed(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self.closed.wait()
+
+    async def stop_sender(self) -> None:
+        sender = self._sender
+        if sender is not None and not sender.done() and sender is not asyncio.current_task():
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "path": self.path,
+            "remote": self.remote,
+            "state": self.state.value,
+            "connected_at": self.connected_at,
+            "instruments": sorted(self.instruments),
+            "ratio_pairs": "all" if self.ratio_all else sorted(self.ratio_pairs),
+            "dashboard": self.dashboard,
+            "pending": len(self.pending),
+            "sent": self.sent,
+            "received": self.received,
+            "coalesced": self.coalesced,
+        }
+
+
+def abort_transport(ws: WebSocket) -> None:
+    """Drop the TCP connection under ``ws`` at once.
+
+    A client that stopped reading keeps the server's send buffer full; a polite close
+    frame then waits behind that buffer forever. ASGI offers no way to abort, so reach
+    the server protocol's transport through the ``send`` callable uvicorn handed us.
+    """
+    send = getattr(ws, "_send", None)
+    protocol = getattr(send, "__self__", None)
+    transport = getattr(protocol, "transport", None)
+    if isinstance(transport, asyncio.Transport):
+        transport.abort()
+    else:
+        log.warning("cannot abort a stalled WebSocket: server transport not reachable")
+
+
+class Hub:
+    """Every live WebSocket connection of this process and what each subscribed to."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.connections: dict[int, Connection] = {}
+        self.by_symbol: dict[str, set[Connection]] = {}
+        self.by_pair: dict[int, set[Connection]] = {}
+        self.ratio_all: set[Connection] = set()
+        self.dashboard: set[Connection] = set()
+        self.stats = HubStats()
+        self.counter = itertools.count()
+        self._ids = itertools.count(1)
+        self._closing_tasks: set[asyncio.Task[None]] = set()
+        self._keepalive: asyncio.Task[None] | None = None
+        self.accepting = True
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._keepalive is None:
+            self._keepalive = asyncio.create_task(self._keepalive_loop(), name="ws-keepalive")
+        self.accepting = True
+
+    async def stop(
+        self, code: int = CLOSE_GOING_AWAY, reason: str = "Server shutting down"
+    ) -> None:
+        """Close every client with ``code`` and stop the keep-alive task (idempotent)."""
+        self.accepting = False
+        await self.close_all(code, reason)
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keepalive
+            self._keepalive = None
+        if self._closing_tasks:
+            await asyncio.gather(*self._closing_tasks, return_exceptions=True)
+
+    async def close_all(self, code: int, reason: str) -> int:
+        connections = list(self.connections.values())
+        await asyncio.gather(
+            *(c.close(code, reason) for c in connections),
+            return_exceptions=True,
+        )
+        return len(connections)
+
+    # -- registration --------------------------------------------------------------
+
+    def can_admit(self) -> bool:
+        return self.accepting and len(self.connections) < self.settings.max_websocket_connections
+
+    def register(self, ws: WebSocket, path: str) -> Connection:
+        conn = Connection(self, next(self._ids), ws, path)
+        self.connections[conn.id] = conn
+        self.stats.accepted += 1
+        conn.start()
+        return conn
+
+    def unregister(self, conn: Connection) -> None:
+        self.connections.pop(conn.id, None)
+        for symbol in conn.instruments:
+            self._discard(self.by_symbol, symbol, conn)
+        for pair_id in conn.ratio_pairs:
+            self._discard(self.by_pair, pair_id, conn)
+        self.ratio_all.discard(conn)
+        self.dashboard.discard(conn)
+        conn.pending.clear()
+        if conn.state is ConnectionState.OPEN:
+            conn.state = ConnectionState.CLOSED
+        conn.closed.set()
+
+    @staticmethod
+    def _discard(index: dict[Any, set[Connection]], key: Any, conn: Connection) -> None:
+        members = index.get(key)
+        if members is not None:
+            members.discard(conn)
+            if not members:
+                del index[key]
+
+    def subscribe_instruments(self, conn: Connection, symbols: list[str]) -> None:
+        for symbol in symbols:
+            conn.instruments.add(symbol)
+            self.by_symbol.setdefault(symbol, set()).add(conn)
+
+    def unsubscribe_instruments(self, conn: Connection, symbols: list[str]) -> None:
+        for symbol in symbols:
+            conn.instruments.discard(symbol)
+            self._discard(self.by_symbol, symbol, conn)
+
+    def subscribe_ratios(self, conn: Connection, pair_ids: list[int] | None) -> None:
+        if pair_ids is None:
+            conn.ratio_all = True
+            self.ratio_all.add(conn)
+            return
+        for pair_id in pair_ids:
+            conn.ratio_pairs.add(pair_id)
+            self.by_pair.setdefault(pair_id, set()).add(conn)
+
+    def unsubscribe_ratios(self, conn: Connection) -> None:
+        for pair_id in conn.ratio_pairs:
+            self._discard(self.by_pair, pair_id, conn)
+        conn.ratio_pairs.clear()
+        conn.ratio_all = False
+        self.ratio_all.discard(conn)
+
+    # -- publishing ----------------------------------------------------------------
+
+    def publish_tick(self, quote: Quote) -> None:
+        members = self.by_symbol.get(quote.symbol)
+        if not members:
+            return
+        payload = dumps({"type": "tick", **quote.tick_payload()})
+        key = ("tick", quote.symbol)
+        for conn in members:
+            conn.enqueue(key, payload)
+
+    def publish_ratio(self, pair_id: int, message: dict[str, Any]) -> None:
+        members = self.by_pair.get(pair_id)
+        if not members and not self.ratio_all:
+            return
+        payload = dumps(message)
+        key = ("ratio", pair_id)
+        for conn in self.ratio_all:
+            conn.enqueue(key, payload)
+        if members:
+            for conn in members:
+                if not conn.ratio_all:
+                    conn.enqueue(key, payload)
+
+    def publish_dashboard(self, payload: str) -> None:
+        for conn in self.dashboard:
+            conn.enqueue("dashboard", payload)
+
+    # -- policing ------------------------------------------------------------------
+
+    def slow_consumer(self, conn: Connection, why: str) -> None:
+        """Disconnect a client that cannot keep up, releasing its socket for real."""
+        if conn.state is not ConnectionState.OPEN:
+            return
+        self.stats.slow_consumers += 1
+        log.warning("closing slow consumer %d (%s): %s", conn.id, conn.remote, why)
+        conn.state = ConnectionState.CLOSING
+        conn.pending.clear()
+        task = asyncio.create_task(self._evict(conn), name=f"ws-evict-{conn.id}")
+        self._closing_tasks.add(task)
+        task.add_done_callback(self._closing_tasks.discard)
+
+    async def _evict(self, conn: Connection) -> None:
+        await conn.stop_sender()
+        # Try to tell the client why; its buffers are usually full, so don't wait long.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(0.5):
+                await conn.ws.close(CLOSE_POLICY, "slow consumer")
+        # Whatever happened, the socket must go: a polite close waits behind a full buffer.
+        abort_transport(conn.ws)
+        conn.state = ConnectionState.CLOSED
+        conn.closed.set()
+
+    async def _keepalive_loop(self) -> None:
+        interval = self.settings.ws_keepalive_interval
+        while True:
+            await asyncio.sleep(interval / 2)
+            now = time.monotonic()
+            message = dumps({"type": "ping", "timestamp": time.time()})
+            for conn in list(self.connections.values()):
+                if now - conn.last_recv >= interval:
+                    conn.enqueue("keepalive", message)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "active_connections": len(self.connections),
+            "max_connections": self.settings.max_websocket_connections,
+            "dashboard_subscribers": len(self.dashboard),
+            "subscribed_symbols": len(self.by_symbol),
+        }

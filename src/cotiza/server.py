@@ -1,0 +1,61 @@
+"""Running the app under uvicorn, with cotiza's own shutdown order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import Any
+
+import uvicorn
+
+from cotiza.api.app import Runtime, create_app
+from cotiza.hub import CLOSE_GOING_AWAY
+from cotiza.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, telling WebSocket clients 1001 before it drops connections.
+
+    uvicorn's own shutdown closes WebSockets with 1012 (service restart); an ordinary
+    shutdown is 1001 (going away). 1012 is reserved for restarts the monitor orders.
+    """
+
+    def __init__(self, config: uvicorn.Config, runtime: Runtime) -> None:
+        super().__init__(config)
+        self.runtime = runtime
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        services = self.runtime.services
+        if services is not None:
+            services.hub.accepting = False
+            try:
+                async with asyncio.timeout(services.settings.shutdown_timeout / 2):
+                    await services.hub.close_all(CLOSE_GOING_AWAY, "Server shutting down")
+            except TimeoutError:
+                log.warning("WebSocket clients did not close in time")
+        await super().shutdown(sockets)
+
+
+def uvicorn_config(app: Any, settings: Settings) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        ws_max_size=settings.ws_max_frame_bytes,
+        ws_per_message_deflate=False,
+        ws_ping_interval=settings.ws_keepalive_interval,
+        ws_ping_timeout=settings.ws_keepalive_interval,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout)),
+        lifespan="on",
+    )
+
+
+def serve(settings: Settings) -> None:
+    """Run the service until SIGINT/SIGTERM."""
+    app = create_app(settings)
+    server = Server(uvicorn_config(app, settings), app.state.runtime)
+    server.run()

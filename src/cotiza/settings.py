@@ -1,0 +1,234 @@
+"""Configuration: one typed ``Settings`` object built once at start-up and passed down.
+
+Values come from the environment, an optional ``.env`` file, and CLI flags (which
+override both). Invalid values stop start-up with one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from cotiza.errors import ConfigurationError
+
+
+class FeedKind(StrEnum):
+    SIM = "sim"
+    REPLAY = "replay"
+    PRIMARY = "primary"
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class RatioField(StrEnum):
+    MID = "mid_ratio"
+    LAST = "last_ratio"
+    BID = "bid_ratio"
+    ASK = "ask_ratio"
+
+
+_HOURS_RE = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Field names map to upper-case environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        validate_default=True,
+    )
+
+    # The six variables of the specification.
+    monitoring_interval: float = Field(30.0, gt=0)
+    max_restarts: int = Field(3, ge=0)
+    websocket_timeout: float = Field(10.0, gt=0)
+    max_websocket_connections: int = Field(100, ge=1)
+    dashboard_refresh_interval: float = Field(10.0, gt=0)
+    dashboard_max_subscribers: int = Field(50, ge=1)
+
+    # Network.
+    host: str = "0.0.0.0"
+    port: int = Field(8000, ge=0, le=65535)
+    api_token: SecretStr | None = None
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # Storage.
+    database_url: str = "sqlite+aiosqlite:///./cotiza.db"
+    store_ticks: bool = True
+    write_queue_size: int = Field(10_000, ge=10)
+    write_batch_size: int = Field(500, ge=1)
+    write_flush_interval: float = Field(0.5, gt=0)
+    write_retry_base: float = Field(0.5, gt=0)
+    write_retry_max: float = Field(10.0, gt=0)
+    demo_history_days: int = Field(0, ge=0, le=365)
+
+    # Feeds.
+    feed: FeedKind = FeedKind.SIM
+    feed_instruments: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    feed_autostart: bool = True
+    sim_ticks_per_second: float = Field(20.0, gt=0, le=1_000_000)
+    sim_seed: int = 42
+    replay_file: Path | None = None
+    replay_speed: float = Field(1.0, ge=0)
+    replay_loop: bool = False
+    primary_user: str | None = None
+    primary_password: SecretStr | None = None
+    primary_account: str | None = None
+    primary_env: str = "remarket"
+
+    # Market calendar.
+    market_tz: str = "America/Argentina/Buenos_Aires"
+    market_hours: str = "11:00-17:00"
+    market_holidays: Annotated[list[dt.date], NoDecode] = Field(default_factory=list)
+
+    # Ratios and dashboard.
+    ratio_sample_interval: float = Field(10.0, gt=0)
+    ratio_publish_interval: float = Field(0.1, ge=0)
+    ratio_field: RatioField = RatioField.MID
+    quote_stale_after: float = Field(60.0, gt=0)
+
+    # Health thresholds.
+    feed_warn_after: float = Field(10.0, gt=0)
+    feed_fail_after: float = Field(60.0, gt=0)
+    loop_lag_interval: float = Field(0.25, gt=0)
+    loop_lag_warn: float = Field(0.1, gt=0)
+    loop_lag_fail: float = Field(1.0, gt=0)
+    health_check_timeout: float = Field(2.0, gt=0)
+    memory_warn_mb: float = Field(1024.0, gt=0)
+
+    # WebSocket hub.
+    ws_queue_size: int = Field(1024, ge=8)
+    ws_max_frame_bytes: int = Field(64 * 1024, ge=256)
+    ws_rate_limit: float = Field(20.0, gt=0)
+    ws_rate_burst: int = Field(40, ge=1)
+    ws_keepalive_interval: float = Field(30.0, gt=0)
+
+    # Lifecycle.
+    shutdown_timeout: float = Field(10.0, gt=0)
+    debug_faults: bool = False
+
+    # Logging.
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.TEXT
+
+    @field_validator("feed_instruments", "allowed_origins", mode="before")
+    @classmethod
+    def _csv(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("market_holidays", mode="before")
+    @classmethod
+    def _holidays(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("market_tz")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("market_hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() in {"always", "24h"}:
+            return "00:00-24:00"
+        match = _HOURS_RE.match(value)
+        if not match:
+            raise ValueError("expected HH:MM-HH:MM, for example 11:00-17:00")
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        if not (0 <= h1 <= 23 and 0 <= m1 <= 59 and 0 <= h2 <= 24 and 0 <= m2 <= 59):
+            raise ValueError("hours out of range")
+        if h2 == 24 and m2 != 0:
+            raise ValueError("hours out of range")
+        if (h1, m1) >= (h2, m2):
+            raise ValueError("the session must open before it closes")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _db(cls, value: str) -> str:
+        if value.startswith("sqlite:///"):
+            value = "sqlite+aiosqlite:///" + value.removeprefix("sqlite:///")
+        if value.startswith(("postgresql://", "postgres://")):
+            value = "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("expected sqlite+aiosqlite:///PATH or postgresql+asyncpg://...")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.feed is FeedKind.REPLAY and self.replay_file is None:
+            raise ValueError("REPLAY_FILE is required when FEED=replay")
+        if self.feed_fail_after < self.feed_warn_after:
+            raise ValueError("FEED_FAIL_AFTER must not be below FEED_WARN_AFTER")
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.market_tz)
+
+    @property
+    def session_hours(self) -> tuple[dt.time, dt.time | None]:
+        """Opening and closing time; a closing time of ``None`` means midnight."""
+        match = _HOURS_RE.match(self.market_hours)
+        assert match is not None  # validated above
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        close = None if h2 == 24 else dt.time(h2, m2)
+        return dt.time(h1, m1), close
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict safe to log or return: secrets masked."""
+        data = self.model_dump(mode="json")
+        for key in ("api_token", "primary_password"):
+            if data.get(key):
+                data[key] = "***"
+        data["database_url"] = redact_url(self.database_url)
+        return data
+
+
+def redact_url(url: str) -> str:
+    """Hide the password of a database URL."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings or raise ``ConfigurationError`` naming the first bad variable."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = ".".join(str(part) for part in error["loc"]) or "configuration"
+        name = loc.upper() if loc != "configuration" else loc
+        message = error["msg"].removeprefix("Value error, ")
+        raise ConfigurationError(f"invalid configuration: {name}: {message}") from None

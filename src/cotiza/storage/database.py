@@ -1,0 +1,194 @@
+"""The database component: one async engine, migrated to the head revision at start-up."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+
+from cotiza.errors import StorageError
+from cotiza.settings import redact_url
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+_SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=5000",
+)
+
+# Any 64-bit constant works; it only has to be the same for every cotiza process so that
+# two processes starting at once do not run the migrations concurrently.
+_MIGRATION_LOCK_ID = 0x636F74697A61
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic configuration for the bundled migrations, without any ``alembic.ini``.
+
+    When ``connection`` is given, ``env.py`` runs the migrations on it.
+    """
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def describe_error(exc: BaseException, limit: int = 200) -> str:
+    """A short, single-line description of ``exc`` without SQL, parameters or secrets."""
+    original = getattr(exc, "orig", None)
+    source = original if isinstance(original, BaseException) else exc
+    lines = str(source).strip().splitlines()
+    message = redact_url(lines[0] if lines else "")
+    summary = f"{type(source).__name__}: {message}" if message else type(source).__name__
+    return summary if len(summary) <= limit else summary[: limit - 3] + "..."
+
+
+class Database:
+    """Owns the async engine; ``start`` creates it and upgrades the schema to head."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        try:
+            self._url = make_url(url)
+        except ArgumentError as exc:
+            raise StorageError(f"invalid database URL: {redact_url(url)}") from exc
+        self._echo = echo
+        self._engine: AsyncEngine | None = None
+        self._expected_revision: str | None = None
+
+    @property
+    def dialect(self) -> str:
+        """The SQLAlchemy dialect name: ``sqlite`` or ``postgresql``."""
+        return self._url.get_backend_name()
+
+    @property
+    def url(self) -> str:
+        """The database URL with the password hidden; safe to log and to return."""
+        return self._url.render_as_string(hide_password=True)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Strings that must never appear in logs or error reports (the password)."""
+        return (self._url.password,) if self._url.password else ()
+
+    @property
+    def running(self) -> bool:
+        return self._engine is not None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise StorageError("the database is not started")
+        return self._engine
+
+    @property
+    def expected_revision(self) -> str:
+        """The head revision of the bundled migrations."""
+        if self._expected_revision is None:
+            head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+            if head is None:
+                raise StorageError("the bundled migrations have no head revision")
+            self._expected_revision = head
+        return self._expected_revision
+
+    async def start(self) -> None:
+        """Create the engine and migrate the schema to head; a no-op when already started."""
+        if self._engine is not None:
+            return
+        engine = self._create_engine()
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(self._upgrade)
+        except (SQLAlchemyError, OSError) as exc:
+            await engine.dispose()
+            raise StorageError(
+                f"cannot open and migrate {self.url}: {describe_error(exc)}"
+            ) from exc
+        self._engine = engine
+        logger.info("database %s ready at revision %s", self.url, self.expected_revision)
+
+    async def stop(self) -> None:
+        """Dispose of the engine and its pooled connections; a no-op when stopped."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await engine.dispose()
+            logger.info("database %s closed", self.url)
+
+    async def __aenter__(self) -> Database:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def ping(self) -> float:
+        """Run ``SELECT 1`` and return the seconds it took."""
+        started = time.perf_counter()
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError) as exc:
+            raise StorageError(f"database ping failed: {describe_error(exc)}") from exc
+        return time.perf_counter() - started
+
+    async def revision(self) -> str | None:
+        """The revision the database is at, or ``None`` when it was never migrated."""
+        try:
+            async with self.engine.connect() as conn:
+                return await conn.run_sync(_current_revision)
+        except (SQLAlchemyError, OSError) as exc:
+            raise StorageError(f"cannot read the schema revision: {describe_error(exc)}") from exc
+
+    def _create_engine(self) -> AsyncEngine:
+        options: dict[str, Any] = {"echo": self._echo}
+        if self.dialect == "postgresql":
+            options["pool_pre_ping"] = True
+        elif self._url.database in (None, "", ":memory:"):
+            # Every connection to an in-memory SQLite database is a different database.
+            options["poolclass"] = StaticPool
+        engine = create_async_engine(self._url, **options)
+        if self.dialect == "sqlite":
+            self._prepare_sqlite_file()
+            event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
+        return engine
+
+    def _prepare_sqlite_file(self) -> None:
+        database = self._url.database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+    def _upgrade(self, connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_ID}
+            )
+        command.upgrade(alembic_config(connection), "head")
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _set_sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in _SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()

@@ -1,0 +1,170 @@
+"""Simulated ratio history, so that a demo dashboard has weeks of averages from the start."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import func, insert, select
+
+from cotiza.errors import InvalidRequestError
+from cotiza.models import RatioPair
+from cotiza.storage.database import Database
+from cotiza.storage.tables import RATIO_FIELDS, ratio_hours, ratio_minutes, ratio_samples
+from cotiza.storage.writer import HOUR, MINUTE, BucketMap, accumulate, upsert_buckets
+
+logger = logging.getLogger(__name__)
+
+DAY = 86_400
+_CHUNK = 10_000
+_BAND_WIDTH = 1.5
+_LONG, _SHORT = 180, 60
+# Mean reversion and volatility per minute of the log-ratio around its level: about 1.3 %
+# stationary deviation, reverting within a few hours.
+_REVERSION_PER_MINUTE = 0.002
+_VOLATILITY_PER_MINUTE = 0.0008
+
+
+class _Window:
+    """Running sum and sum of squares over the last ``size`` values (shifted for accuracy)."""
+
+    def __init__(self, size: int, shift: float) -> None:
+        self._values: deque[float] = deque(maxlen=size)
+        self._shift = shift
+        self._sum = 0.0
+        self._squares = 0.0
+
+    def push(self, value: float) -> None:
+        x = value - self._shift
+        if len(self._values) == self._values.maxlen:
+            old = self._values[0]
+            self._sum -= old
+            self._squares -= old * old
+        self._values.append(x)
+        self._sum += x
+        self._squares += x * x
+
+    def mean(self) -> float:
+        return self._sum / len(self._values) + self._shift
+
+    def pstdev(self) -> float | None:
+        n = len(self._values)
+        if n < 2:
+            return None
+        mean = self._sum / n
+        return math.sqrt(max(self._squares / n - mean * mean, 0.0))
+
+
+def simulate_rows(
+    pair_id: int, level: float, first: float, end: float, step: float, rng: random.Random
+) -> Iterator[dict[str, Any]]:
+    """Sample rows at ``first, first + step, ...`` before ``end``: a mean-reverting walk."""
+    minutes = step / MINUTE
+    reversion = min(_REVERSION_PER_MINUTE * minutes, 0.5)
+    volatility = _VOLATILITY_PER_MINUTE * math.sqrt(minutes)
+    mids, short = _Window(_LONG, level), _Window(_SHORT, level)
+    bids, asks = _Window(_LONG, level), _Window(_LONG, level)
+    deviation = rng.gauss(0.0, volatility / math.sqrt(2 * reversion))
+    count = max(0, math.ceil((end - first) / step))
+    for index in range(count):
+        deviation += -reversion * deviation + rng.gauss(0.0, volatility)
+        mid = level * math.exp(deviation)
+        half_spread = mid * rng.uniform(0.0003, 0.001)
+        bid, ask = mid - half_spread, mid + half_spread
+        last = mid + half_spread * rng.uniform(-0.9, 0.9) if rng.random() > 0.05 else None
+        for window, value in ((mids, mid), (short, mid), (bids, bid), (asks, ask)):
+            window.push(value)
+        sma = mids.mean()
+        std_long, std_short = mids.pstdev(), short.pstdev()
+        yield {
+            "pair_id": pair_id,
+            "asof": first + index * step,
+            "bid_ratio": bid,
+            "ask_ratio": ask,
+            "mid_ratio": mid,
+            "last_ratio": last,
+            "sma180_mid": sma,
+            "sma180_bid": bids.mean(),
+            "sma180_ask": asks.mean(),
+            "std60_mid": std_short,
+            "std180_mid": std_long,
+            "band_upper": None if std_long is None else sma + _BAND_WIDTH * std_long,
+            "band_lower": None if std_long is None else sma - _BAND_WIDTH * std_long,
+            "z_bid": (bid - sma) / std_short if std_short else None,
+            "z_ask": (ask - sma) / std_short if std_short else None,
+            "vol_ratio": std_short / std_long if std_short is not None and std_long else None,
+            "ratio_spread": ask - bid,
+        }
+
+
+async def backfill_demo_history(
+    database: Database,
+    pairs: Sequence[RatioPair],
+    levels: Mapping[int, float],
+    days: int,
+    now: float,
+    seed: int,
+    step: float = 60.0,
+    *,
+    field: str = "mid_ratio",
+) -> int:
+    """Write ``days`` days of simulated samples per pair, with their aggregates of ``field``.
+
+    A pair is skipped when it has no level or already has samples older than a day; the
+    simulated history ends where the stored one begins. Returns the sample rows written.
+    """
+    if not math.isfinite(step) or step <= 0:
+        raise InvalidRequestError("step must be a positive number of seconds")
+    if field not in RATIO_FIELDS:
+        raise InvalidRequestError(f"unknown ratio field {field!r}")
+    if days <= 0:
+        return 0
+    written = 0
+    for pair in pairs:
+        level = levels.get(pair.id)
+        if level is None or not math.isfinite(level) or level <= 0:
+            logger.info("demo history: no level for pair %s, skipped", pair.name)
+            continue
+        async with database.engine.connect() as conn:
+            oldest = await conn.scalar(
+                select(func.min(ratio_samples.c.asof)).where(ratio_samples.c.pair_id == pair.id)
+            )
+        if oldest is not None and oldest < now - DAY:
+            logger.info("demo history: pair %s already has history, skipped", pair.name)
+            continue
+        end = now if oldest is None else min(now, oldest)
+        first = math.ceil((end - days * DAY) / step) * step
+        rng = random.Random(f"{seed}:{pair.base}:{pair.quote}:{pair.client_id}")
+        rows = simulate_rows(pair.id, level, first, end, step, rng)
+        written += await _write_rows(database, rows, field)
+    return written
+
+
+async def _write_rows(database: Database, rows: Iterator[dict[str, Any]], field: str) -> int:
+    written = 0
+    chunk: list[dict[str, Any]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= _CHUNK:
+            written += await _write_chunk(database, chunk, field)
+            chunk = []
+    if chunk:
+        written += await _write_chunk(database, chunk, field)
+    return written
+
+
+async def _write_chunk(database: Database, rows: list[dict[str, Any]], field: str) -> int:
+    minutes: BucketMap = {}
+    hours: BucketMap = {}
+    for row in rows:
+        accumulate(minutes, row["pair_id"], row["asof"], row[field], MINUTE)
+        accumulate(hours, row["pair_id"], row["asof"], row[field], HOUR)
+    async with database.engine.begin() as conn:
+        await conn.execute(insert(ratio_samples), rows)
+        await upsert_buckets(conn, ratio_minutes, minutes)
+        await upsert_buckets(conn, ratio_hours, hours)
+    return len(rows)

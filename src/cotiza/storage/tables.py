@@ -1,0 +1,112 @@
+"""Database schema (SQLAlchemy Core). Alembic migrations must match these tables."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+ratio_pairs = Table(
+    "ratio_pairs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("base", String(128), nullable=False),
+    Column("quote", String(128), nullable=False),
+    Column("factor", Float, nullable=False, default=1.0),
+    Column("client_id", String(64), nullable=False, default="default"),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("base", "quote", "client_id", name="uq_ratio_pairs_base_quote_client"),
+)
+
+_RATIO_FIELDS = (
+    "bid_ratio",
+    "ask_ratio",
+    "mid_ratio",
+    "last_ratio",
+    "sma180_mid",
+    "sma180_bid",
+    "sma180_ask",
+    "std60_mid",
+    "std180_mid",
+    "band_upper",
+    "band_lower",
+    "z_bid",
+    "z_ask",
+    "vol_ratio",
+    "ratio_spread",
+)
+
+ratio_samples = Table(
+    "ratio_samples",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("pair_id", Integer, ForeignKey("ratio_pairs.id", ondelete="CASCADE"), nullable=False),
+    Column("asof", Float, nullable=False),
+    *(Column(name, Float, nullable=True) for name in _RATIO_FIELDS),
+    Index("ix_ratio_samples_pair_asof", "pair_id", "asof"),
+)
+
+# Per-minute and per-hour aggregates of the dashboard ratio field, kept up to date as
+# samples are written so that a 30-day dashboard never scans raw samples.
+# ``bucket`` is the epoch second at which the bucket starts.
+ratio_minutes = Table(
+    "ratio_minutes",
+    metadata,
+    Column("pair_id", Integer, ForeignKey("ratio_pairs.id", ondelete="CASCADE"), primary_key=True),
+    Column("bucket", BigInteger, primary_key=True),
+    Column("n", Integer, nullable=False),
+    Column("total", Float, nullable=False),
+    Column("minimum", Float, nullable=False),
+    Column("maximum", Float, nullable=False),
+    Index("ix_ratio_minutes_bucket", "bucket"),
+)
+
+ratio_hours = Table(
+    "ratio_hours",
+    metadata,
+    Column("pair_id", Integer, ForeignKey("ratio_pairs.id", ondelete="CASCADE"), primary_key=True),
+    Column("bucket", BigInteger, primary_key=True),
+    Column("n", Integer, nullable=False),
+    Column("total", Float, nullable=False),
+    Column("minimum", Float, nullable=False),
+    Column("maximum", Float, nullable=False),
+    Index("ix_ratio_hours_bucket", "bucket"),
+)
+
+ticks = Table(
+    "ticks",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("symbol", String(128), nullable=False),
+    Column("ts_ms", BigInteger, nullable=False),
+    Column("recv_ts", Float, nullable=False),
+    Column("bid", Float),
+    Column("bid_size", Float),
+    Column("offer", Float),
+    Column("offer_size", Float),
+    Column("last", Float),
+    Column("last_size", Float),
+    Column("cl", Float),
+    Column("op", Float),
+    Index("ix_ticks_symbol_ts", "symbol", "ts_ms"),
+)
+
+RATIO_FIELDS = _RATIO_FIELDS
+SCHEMA_REVISION = "0001"

@@ -1,0 +1,33 @@
+"""Fixtures: settings for fast tests and a live service per test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from live import FAST, LiveService, live_service
+
+from cotiza.settings import Settings
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            **FAST,
+            "database_url": f"sqlite+aiosqlite:///{tmp_path}/cotiza.db",
+            "host": "127.0.0.1",
+            "port": 0,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return build
+
+
+@pytest.fixture
+async def service(make_settings: Callable[..., Settings]) -> AsyncIterator[LiveService]:
+    async with live_service(make_settings()) as live:
+        yield live
