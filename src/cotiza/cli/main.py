@@ -1,42 +1,26 @@
-"""The ``cotiza`` command: serve (and the operations sub-commands)."""
+"""The ``cotiza`` command. Each sub-command lives in its own module with a ``register``."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
-from cotiza.errors import ConfigurationError
-from cotiza.logs import configure_logging
-from cotiza.settings import load_settings
-
-
-def _serve(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(host=args.host, port=args.port)
-    except ConfigurationError as exc:
-        print(f"cotiza: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(settings.log_level, settings.log_format)
-    from cotiza.server import serve
-
-    serve(settings)
-    return 0
+# Modules that add sub-commands; each defines register(subparsers).
+COMMAND_MODULES = ("cotiza.cli.serve",)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cotiza", description="Real-time market quotes service")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="start the service")
-    serve.add_argument("--host", default=None, help="bind address (default HOST or 0.0.0.0)")
-    serve.add_argument("--port", type=int, default=None, help="port (default PORT or 8000)")
-    serve.set_defaults(func=_serve)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     result: int = args.func(args)
     return result
 
