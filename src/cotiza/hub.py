@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import socket
+import struct
 import time
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from cotiza.models import Quote
@@ -209,17 +212,59 @@ class Connection:
         }
 
 
+TRANSPORT_SCOPE_KEY = "cotiza.transport"
+
+
+def server_transport(ws: WebSocket) -> asyncio.Transport | None:
+    """The TCP transport under ``ws``, as ``TransportMiddleware`` found it."""
+    transport = ws.scope.get(TRANSPORT_SCOPE_KEY)
+    return transport if isinstance(transport, asyncio.Transport) else None
+
+
+class TransportMiddleware:
+    """Records each WebSocket's server transport in its scope.
+
+    ASGI offers no way to abort a connection or size its socket buffers; uvicorn's
+    ``send`` is a method of its protocol object, which holds the transport. Only the
+    outermost layer sees that raw ``send``, so this must wrap the whole app.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            protocol = getattr(send, "__self__", None)
+            scope[TRANSPORT_SCOPE_KEY] = getattr(protocol, "transport", None)
+        await self.app(scope, receive, send)
+
+
+def limit_send_buffer(ws: WebSocket, size: int) -> None:
+    """Cap the kernel send buffer of one connection.
+
+    Without a cap Linux grows it to megabytes per socket, which both wastes memory on
+    idle clients and hides a stalled reader for many seconds before a send blocks.
+    """
+    transport = server_transport(ws)
+    sock = transport.get_extra_info("socket") if transport else None
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+
+
 def abort_transport(ws: WebSocket) -> None:
     """Drop the TCP connection under ``ws`` at once.
 
     A client that stopped reading keeps the server's send buffer full; a polite close
-    frame then waits behind that buffer forever. ASGI offers no way to abort, so reach
-    the server protocol's transport through the ``send`` callable uvicorn handed us.
+    frame then waits behind that buffer forever.
     """
-    send = getattr(ws, "_send", None)
-    protocol = getattr(send, "__self__", None)
-    transport = getattr(protocol, "transport", None)
-    if isinstance(transport, asyncio.Transport):
+    transport = server_transport(ws)
+    if transport is not None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # Linger 0: reset now and free the send buffer, instead of leaving an orphan
+            # socket retrying a zero window for minutes.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         transport.abort()
     else:
         log.warning("cannot abort a stalled WebSocket: server transport not reachable")
@@ -278,6 +323,7 @@ class Hub:
 
     def register(self, ws: WebSocket, path: str) -> Connection:
         conn = Connection(self, next(self._ids), ws, path)
+        limit_send_buffer(ws, self.settings.ws_send_buffer)
         self.connections[conn.id] = conn
         self.stats.accepted += 1
         conn.start()

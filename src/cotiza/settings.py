@@ -94,6 +94,22 @@ class Settings(BaseSettings):
     primary_password: SecretStr | None = None
     primary_account: str | None = None
     primary_env: str = "remarket"
+    primary_market_id: str = "ROFX"
+    primary_batch_size: int = Field(50, ge=1, le=1000)
+    primary_order_reports: bool = False
+    primary_open_timeout: float = Field(10.0, gt=0)
+    primary_ping_interval: float = Field(10.0, gt=0)
+    primary_pong_timeout: float = Field(10.0, gt=0)
+    primary_close_timeout: float = Field(2.0, gt=0)
+    primary_silence_timeout: float = Field(60.0, gt=0)
+    primary_backoff_base: float = Field(0.5, gt=0)
+    primary_backoff_cap: float = Field(30.0, gt=0)
+    primary_stable_after: float = Field(60.0, gt=0)
+    primary_token_lifetime: float = Field(24 * 3600.0, gt=0)
+    primary_token_margin: float = Field(3600.0, ge=0)
+    primary_http_timeout: float = Field(10.0, gt=0)
+    replay_yield_every: int = Field(500, ge=1)
+    record_flush_interval: float = Field(1.0, gt=0)
 
     # Market calendar.
     market_tz: str = "America/Argentina/Buenos_Aires"
@@ -117,6 +133,7 @@ class Settings(BaseSettings):
 
     # WebSocket hub.
     ws_queue_size: int = Field(1024, ge=8)
+    ws_send_buffer: int = Field(64 * 1024, ge=4096)
     ws_max_frame_bytes: int = Field(64 * 1024, ge=256)
     ws_rate_limit: float = Field(20.0, gt=0)
     ws_rate_burst: int = Field(40, ge=1)
@@ -178,6 +195,16 @@ class Settings(BaseSettings):
             raise ValueError("expected sqlite+aiosqlite:///PATH or postgresql+asyncpg://...")
         return value
 
+    @field_validator("primary_env")
+    @classmethod
+    def _primary_env(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() in {"remarket", "live"}:
+            return value.lower()
+        if not re.match(r"^(https?|wss?)://[^/\s]+", value):
+            raise ValueError("expected remarket, live or a base URL such as https://host/")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
@@ -190,6 +217,8 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.feed is FeedKind.REPLAY and self.replay_file is None:
             raise ValueError("REPLAY_FILE is required when FEED=replay")
+        if self.feed is FeedKind.PRIMARY and not (self.primary_user and self.primary_password):
+            raise ValueError("PRIMARY_USER and PRIMARY_PASSWORD are required when FEED=primary")
         if self.feed_fail_after < self.feed_warn_after:
             raise ValueError("FEED_FAIL_AFTER must not be below FEED_WARN_AFTER")
         return self

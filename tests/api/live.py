@@ -4,19 +4,65 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from cotiza.api.app import create_app
 from cotiza.server import Server, uvicorn_config
 from cotiza.service import Services
 from cotiza.settings import Settings
+
+# Field names the contract (sections 4 and 5) promises to clients.
+TICK_FIELDS = frozenset(
+    {"symbol", "bid", "bid_size", "offer", "offer_size", "last", "last_size", "cl", "op", "ts_ms"}
+)
+RATIO_FIELDS = frozenset(
+    {"base", "quote", "client_id", "asof", "bid_ratio", "ask_ratio", "mid_ratio", "last_ratio"}
+)
+INDICATOR_FIELDS = frozenset(
+    {
+        "sma180_mid",
+        "sma180_bid",
+        "sma180_ask",
+        "std60_mid",
+        "std180_mid",
+        "band_upper",
+        "band_lower",
+        "z_bid",
+        "z_ask",
+        "vol_ratio",
+        "ratio_spread",
+    }
+)
+DASHBOARD_ROW_FIELDS = frozenset(
+    {
+        "par",
+        "client_id",
+        "ultimo_ratio_operado",
+        "ultimo_timestamp",
+        "promedio_rueda",
+        "promedio_dia_anterior",
+        "promedio_1semana",
+        "promedio_1mes",
+        "minimo_mensual",
+        "maximo_mensual",
+        "dif_rueda_pct",
+        "dif_dia_anterior_pct",
+        "dif_1semana_pct",
+        "dif_1mes_pct",
+        "dif_minimo_pct",
+        "dif_maximo_pct",
+    }
+)
 
 FAST = {
     "market_hours": "always",
@@ -98,6 +144,56 @@ async def recv_until(
             message = await recv_json(ws, timeout)
             if predicate(message):
                 return message
+
+
+async def collect(ws: ClientConnection, seconds: float) -> list[dict[str, Any]]:
+    """Every frame that arrives within ``seconds``: for asserting what does *not* happen."""
+    frames: list[dict[str, Any]] = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            frames.append(await recv_json(ws, left))
+        except TimeoutError:
+            break
+    return frames
+
+
+async def send_json(ws: ClientConnection, message: Any) -> None:
+    await ws.send(json.dumps(message))
+
+
+async def closed_by_server(ws: ClientConnection, timeout: float = 5.0) -> ConnectionClosed:
+    """Read until the server closes the connection; return the closing exception."""
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                await ws.recv()
+            except ConnectionClosed as exc:
+                return exc
+
+
+async def wait_for(
+    predicate: Callable[[], bool | Awaitable[bool]],
+    timeout: float = 5.0,
+    interval: float = 0.02,
+    message: str = "condition",
+) -> None:
+    """Poll ``predicate`` (sync or async) until it holds; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{message} not met within {timeout:g} s")
+        await asyncio.sleep(interval)
+
+
+def named_tasks(prefix: str) -> list[asyncio.Task[Any]]:
+    """The unfinished tasks of this loop whose name starts with ``prefix``."""
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith(prefix) and not t.done()]
 
 
 @contextlib.asynccontextmanager

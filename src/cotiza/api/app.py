@@ -25,6 +25,7 @@ from cotiza.errors import (
     NotFoundError,
     StorageError,
 )
+from cotiza.hub import TransportMiddleware
 from cotiza.metrics import render_metrics
 from cotiza.service import Services, run_services
 from cotiza.settings import Settings
@@ -99,4 +100,5 @@ def create_app(settings: Settings) -> FastAPI:
         return Response(html, media_type="text/html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    app.add_middleware(TransportMiddleware)
     return app

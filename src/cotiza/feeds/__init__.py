@@ -17,7 +17,23 @@ def _sim(settings: Settings) -> Feed:
     return SimFeed(settings)
 
 
-_REGISTRY: dict[FeedKind, FeedFactory] = {FeedKind.SIM: _sim}
+def _replay(settings: Settings) -> Feed:
+    from cotiza.feeds.replay import ReplayFeed
+
+    return ReplayFeed(settings)
+
+
+def _primary(settings: Settings) -> Feed:
+    from cotiza.feeds.primary import PrimaryFeed
+
+    return PrimaryFeed(settings)
+
+
+_REGISTRY: dict[FeedKind, FeedFactory] = {
+    FeedKind.SIM: _sim,
+    FeedKind.REPLAY: _replay,
+    FeedKind.PRIMARY: _primary,
+}
 
 
 def create_feed(settings: Settings) -> Feed:

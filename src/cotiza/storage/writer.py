@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Select, Table, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -68,14 +68,18 @@ def accumulate(
         found.add(value)
 
 
-async def upsert_buckets(conn: AsyncConnection, table: Table, buckets: BucketMap) -> None:
-    """Merge pre-aggregated buckets into ``table`` with one INSERT ... ON CONFLICT statement."""
-    if not buckets:
-        return
-    dialect = conn.dialect.name
+def merge_statement(table: Table, dialect: str, source: Select[Any] | None = None) -> Any:
+    """INSERT ... ON CONFLICT DO UPDATE that adds into existing buckets of ``table``.
+
+    Without ``source`` it takes executemany parameters; with it, the rows of that SELECT
+    (columns pair_id, bucket, n, total, minimum, maximum).
+    """
+    columns = ["pair_id", "bucket", "n", "total", "minimum", "maximum"]
     if dialect == "postgresql":
         pg = postgresql.insert(table)
-        statement: Any = pg.on_conflict_do_update(
+        if source is not None:
+            pg = pg.from_select(columns, source)
+        return pg.on_conflict_do_update(
             index_elements=[table.c.pair_id, table.c.bucket],
             set_={
                 "n": table.c.n + pg.excluded.n,
@@ -84,10 +88,12 @@ async def upsert_buckets(conn: AsyncConnection, table: Table, buckets: BucketMap
                 "maximum": func.greatest(table.c.maximum, pg.excluded.maximum),
             },
         )
-    elif dialect == "sqlite":
+    if dialect == "sqlite":
         lite = sqlite.insert(table)
+        if source is not None:
+            lite = lite.from_select(columns, source)
         # SQLite's two-argument min()/max() are scalar functions, not aggregates.
-        statement = lite.on_conflict_do_update(
+        return lite.on_conflict_do_update(
             index_elements=[table.c.pair_id, table.c.bucket],
             set_={
                 "n": table.c.n + lite.excluded.n,
@@ -96,13 +102,26 @@ async def upsert_buckets(conn: AsyncConnection, table: Table, buckets: BucketMap
                 "maximum": func.max(table.c.maximum, lite.excluded.maximum),
             },
         )
-    else:
-        raise StorageError(f"unsupported database dialect {dialect!r}")
+    raise StorageError(f"unsupported database dialect {dialect!r}")
+
+
+async def upsert_buckets(conn: AsyncConnection, table: Table, buckets: BucketMap) -> None:
+    """Merge pre-aggregated buckets into ``table`` with one INSERT ... ON CONFLICT statement."""
+    if not buckets:
+        return
+    # Sorted keys keep the lock order stable between concurrent writers.
     rows = [
-        {"pair_id": pair_id, "bucket": bucket, **dataclasses.asdict(agg)}
+        {
+            "pair_id": pair_id,
+            "bucket": bucket,
+            "n": agg.n,
+            "total": agg.total,
+            "minimum": agg.minimum,
+            "maximum": agg.maximum,
+        }
         for (pair_id, bucket), agg in sorted(buckets.items())
     ]
-    await conn.execute(statement, rows)
+    await conn.execute(merge_statement(table, conn.dialect.name), rows)
 
 
 def tick_row(quote: Quote) -> dict[str, Any]:
@@ -226,7 +245,7 @@ class Writer:
         self._interrupt.clear()
         self._task = asyncio.create_task(self._run(), name="storage-writer")
 
-    async def stop(self, timeout: float) -> None:  # noqa: ASYNC109 - a deadline, not a wait
+    async def stop(self, timeout: float) -> None:
         """Write everything queued within ``timeout`` seconds, then cancel; idempotent."""
         task = self._task
         if task is None:
@@ -330,8 +349,7 @@ class Writer:
         samples = [item for item in batch if isinstance(item, RatioSample)]
         try:
             written = await self._write(tick_rows, samples)
-        # Task boundary: any failure is logged in _record_failure and the batch retried.
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # task boundary: logged in _record_failure, batch retried
             self._record_failure(exc, len(batch))
             async with self._progress:
                 self._progress.notify_all()

@@ -1,0 +1,208 @@
+"""Start-up and shutdown: ordered, clean, nothing of ours left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+import websockets
+from live import live_service, recv_until, ws_client
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_shutdown_closes_clients_with_1001_and_leaves_nothing(make_settings) -> None:
+    """Every client gets 1001, and no task, thread or socket of ours survives shutdown."""
+    threads_before = set(threading.enumerate())
+    tasks_before = asyncio.all_tasks()
+    async with live_service(make_settings()) as live:
+        clients = [await websockets.connect(live.ws_url()) for _ in range(3)]
+        for ws in clients:
+            await ws.recv()
+        await clients[0].send(json.dumps({"type": "dashboard_subscribe"}))
+        await recv_until(clients[0], lambda m: m["type"] == "dashboard_subscribed")
+        await clients[1].send(json.dumps({"type": "subscribe", "instruments": ["DLR/DIC26"]}))
+        await recv_until(clients[1], lambda m: m["type"] == "tick")
+        port = live.port
+        await live.stop()
+        for ws in clients:
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 5)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1001
+    leftover = [t for t in asyncio.all_tasks() - tasks_before if not t.done()]
+    assert leftover == [], [t.get_name() for t in leftover]
+    new_threads = set(threading.enumerate()) - threads_before
+    for thread in new_threads:  # closed database connections end their worker threads
+        await asyncio.to_thread(thread.join, 5)
+    alive = [t for t in new_threads if t.is_alive()]
+    assert alive == [], alive
+    ours = [
+        c
+        for c in psutil.Process().net_connections(kind="tcp")
+        if c.laddr and c.laddr.port == port and c.status != psutil.CONN_TIME_WAIT
+    ]
+    assert ours == [], ours
+
+
+async def test_writer_flushes_on_shutdown(make_settings) -> None:
+    """Ratio samples queued at shutdown are written, not lost."""
+    settings = make_settings(ratio_sample_interval=0.1, write_flush_interval=5.0)
+    async with live_service(settings) as live:
+        services = live.services
+        await recv_until_samples(services)
+        database, repository = services.database, services.repository
+        taken = services.ratios.samples_taken
+    # The database component is stopped now; reopen the file to count.
+    from cotiza.storage.database import Database
+    from cotiza.storage.repository import Repository
+
+    reopened = Database(settings.database_url)
+    await reopened.start()
+    try:
+        pairs = await Repository(reopened).list_pairs()
+        stored = 0
+        for pair in pairs:
+            stored += len(await Repository(reopened).recent_samples(pair.id, limit=100_000))
+        assert stored >= taken > 0
+    finally:
+        await reopened.stop()
+    assert database is not None and repository is not None
+
+
+async def recv_until_samples(services) -> None:
+    deadline = time.monotonic() + 10
+    while services.ratios.samples_taken < 6:
+        assert time.monotonic() < deadline, "no ratio samples taken"
+        await asyncio.sleep(0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/cotizaciones/health", timeout=1).is_success:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("service did not become healthy")
+
+
+def service_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"PORT", "HOST"}}
+    env.update(DATABASE_URL=f"sqlite:///{tmp_path}/cotiza.db", MARKET_HOURS="always")
+    env.update(extra)
+    return env
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [sys.executable, "main.py", "--host", "127.0.0.1", "--port", "{port}"],
+        [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", "{port}"],
+        [sys.executable, "-m", "cotiza", "serve", "--host", "127.0.0.1", "--port", "{port}"],
+    ],
+    ids=["main.py", "uvicorn", "cotiza-serve"],
+)
+def test_entry_points_start_and_stop_cleanly(tmp_path: Path, command: list[str]) -> None:
+    """Each documented way to start the service serves health and exits 0 on SIGTERM."""
+    port = free_port()
+    argv = [part.format(port=port) for part in command]
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=service_env(tmp_path), stderr=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        wait_healthy(port, proc)
+        detailed = httpx.get(f"http://127.0.0.1:{port}/health/detailed", timeout=5).json()
+        assert detailed["event_loop_available"] is True
+        proc.send_signal(signal.SIGTERM)
+        # Plain uvicorn re-raises the signal after its graceful shutdown; ours exits 0.
+        expected = (0, -signal.SIGTERM) if "uvicorn" in argv else (0,)
+        assert proc.wait(timeout=20) in expected
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("MAX_WEBSOCKET_CONNECTIONS", "lots"),
+        ("DASHBOARD_REFRESH_INTERVAL", "-1"),
+        ("WEBSOCKET_TIMEOUT", "0"),
+        ("MARKET_TZ", "Mars/Olympus"),
+        ("DATABASE_URL", "mysql://x"),
+        ("FEED", "telepathy"),
+        ("MARKET_HOURS", "17:00-11:00"),
+    ],
+)
+def test_invalid_configuration_stops_with_one_line(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    """A bad value stops start-up with exit 2 and one line naming the variable."""
+    env = service_env(tmp_path, **{variable: value})
+    proc = subprocess.run(
+        [sys.executable, "main.py", "--port", str(free_port())],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert variable in lines[0]
+
+
+def test_secrets_never_logged(tmp_path: Path) -> None:
+    """The API token and the database password never appear in the service's output."""
+    port = free_port()
+    env = service_env(tmp_path, API_TOKEN="s3cr3t-token-value", LOG_LEVEL="DEBUG")
+    proc = subprocess.Popen(
+        [sys.executable, "main.py", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        wait_healthy(port, proc)
+        for path in ("/health/detailed", "/cotizaciones/status"):
+            assert "s3cr3t" not in httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5).text
+        httpx.post(f"http://127.0.0.1:{port}/cotizaciones/detener", timeout=5)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert b"s3cr3t" not in out + err
+
+
+async def test_ws_client_helper_is_used(service) -> None:
+    """The shared client helper sees the connection frame on /ws/dashboard too."""
+    async with ws_client(service, "/ws/dashboard") as ws:
+        await ws.send(json.dumps({"action": "ping"}))
+        assert (await recv_until(ws, lambda m: m["type"] == "pong"))["type"] == "pong"

@@ -1,0 +1,129 @@
+"""Slow consumers: stalled clients are cut off and never delay the others."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+import struct
+import time
+
+from live import LiveService, live_service, recv_until, ws_client
+
+from cotiza.settings import Settings
+
+
+def masked_text_frame(text: str) -> bytes:
+    """One client-to-server text frame (clients must mask)."""
+    payload = text.encode()
+    mask = os.urandom(4)
+    header = bytes([0x81])
+    length = len(payload)
+    if length < 126:
+        header += bytes([0x80 | length])
+    else:
+        header += bytes([0x80 | 126]) + struct.pack("!H", length)
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return header + mask + body
+
+
+def stalled_client(port: int, symbols: list[str]) -> socket.socket:
+    """Handshake, subscribe to ``symbols`` and then never read again."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            "GET /ws/cotizaciones HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    response = b""
+    while b"\r\n\r\n" not in response:
+        chunk = sock.recv(1)
+        assert chunk, "server closed during the handshake"
+        response += chunk
+    assert response.startswith(b"HTTP/1.1 101"), response
+    sock.sendall(masked_text_frame(json.dumps({"type": "subscribe", "instruments": symbols})))
+    return sock
+
+
+def server_side_closed(sock: socket.socket, timeout: float) -> bool:
+    """Drain what the server sent; True once it reports EOF or a reset."""
+    sock.settimeout(0.2)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if sock.recv(1 << 20) == b"":
+                return True
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            return True
+    return False
+
+
+async def wait_until(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.05)
+    return predicate()
+
+
+def fast_feed_settings(base: Settings) -> Settings:
+    return base.model_copy(
+        update={"sim_ticks_per_second": 3000.0, "websocket_timeout": 1.0, "store_ticks": False}
+    )
+
+
+async def test_stalled_clients_are_closed_and_others_keep_flowing(make_settings) -> None:
+    """Three stalled sockets are closed as slow consumers while a reader keeps getting ticks."""
+    settings = fast_feed_settings(make_settings())
+    async with live_service(settings) as live:
+        symbols = live.services.feed.instruments
+        stalled = [await asyncio.to_thread(stalled_client, live.port, symbols) for _ in range(3)]
+        try:
+            async with ws_client(live) as ws:
+                await ws.send(json.dumps({"type": "subscribe", "instruments": symbols}))
+                await recv_until(ws, lambda m: m["type"] == "subscribed")
+                worst_gap = 0.0
+                received = 0
+                last = time.monotonic()
+                deadline = last + 6.0
+                while time.monotonic() < deadline:
+                    message = json.loads(await asyncio.wait_for(ws.recv(), 2.0))
+                    now = time.monotonic()
+                    if message["type"] == "tick":
+                        received += 1
+                        worst_gap = max(worst_gap, now - last)
+                        last = now
+                    if live.services.hub.stats.slow_consumers >= 3 and received > 2000:
+                        break
+                hub = live.services.hub
+                assert hub.stats.slow_consumers >= 3
+                assert received > 500
+                assert worst_gap < 0.5, f"the reader stalled for {worst_gap:.3f} s"
+                assert await wait_until(lambda: len(hub.connections) == 1, 5.0)
+            for sock in stalled:
+                assert await asyncio.to_thread(server_side_closed, sock, 5.0)
+        finally:
+            for sock in stalled:
+                sock.close()
+
+
+async def test_reader_that_keeps_up_is_not_cut_off(service: LiveService) -> None:
+    """A client that reads normally is never judged a slow consumer."""
+    async with ws_client(service) as ws:
+        symbols = service.services.feed.instruments
+        await ws.send(json.dumps({"type": "subscribe", "instruments": symbols}))
+        await recv_until(ws, lambda m: m["type"] == "subscribed")
+        for _ in range(50):
+            await recv_until(ws, lambda m: m["type"] == "tick")
+    assert service.services.hub.stats.slow_consumers == 0

@@ -1,0 +1,120 @@
+"""The simulated demo history."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import Integer, func, select
+
+from cotiza.models import RatioPair, RatioSample
+from cotiza.settings import Settings
+from cotiza.storage.database import Database
+from cotiza.storage.demo import DAY, backfill_demo_history
+from cotiza.storage.repository import Repository
+from cotiza.storage.tables import ratio_hours, ratio_minutes, ratio_samples
+from cotiza.storage.writer import Writer
+
+NOW = 1_700_000_000.0
+PAIRS = (
+    ("MERV - XMEV - AL30 - 24hs", "MERV - XMEV - AL30D - 24hs", 1150.0),
+    ("MERV - XMEV - GD30 - 24hs", "MERV - XMEV - GD30D - 24hs", 1160.0),
+    ("MERV - XMEV - AL30D - 24hs", "MERV - XMEV - AL30C - 24hs", 0.99),
+)
+
+
+async def _pairs(repo: Repository) -> tuple[list[RatioPair], dict[int, float]]:
+    pairs = [await repo.create_pair(base, quote) for base, quote, _ in PAIRS]
+    return pairs, {pair.id: level for pair, (*_, level) in zip(pairs, PAIRS, strict=True)}
+
+
+async def _scalar(database: Database, query: Any) -> Any:
+    async with database.engine.connect() as conn:
+        return await conn.scalar(query)
+
+
+async def test_backfill_writes_consistent_samples_and_aggregates(database: Database) -> None:
+    """Two days at 60 s give 2880 samples per pair with bid < mid < ask and matching buckets."""
+    pairs, levels = await _pairs(Repository(database))
+    written = await backfill_demo_history(database, pairs, levels, 2, NOW, seed=3)
+    assert written == 3 * 2 * 1440
+    assert await _scalar(database, select(func.count()).select_from(ratio_samples)) == written
+    s = ratio_samples.c
+    disordered = select(func.count()).where(
+        (s.bid_ratio >= s.mid_ratio) | (s.mid_ratio >= s.ask_ratio) | s.mid_ratio.is_(None)
+    )
+    assert await _scalar(database, disordered) == 0
+    assert await _scalar(database, select(func.max(s.asof))) < NOW
+    assert await _scalar(database, select(func.min(s.asof))) >= NOW - 2 * DAY
+
+    for table in (ratio_minutes, ratio_hours):
+        assert await _scalar(database, select(func.sum(table.c.n))) == written
+    total = await _scalar(database, select(func.sum(s.mid_ratio)))
+    assert await _scalar(database, select(func.sum(ratio_hours.c.total))) == pytest.approx(
+        total, rel=1e-9
+    )
+    rows = await Repository(database).window_stats(NOW - 2 * DAY, NOW + 60)
+    for pair in pairs:
+        stats = rows[pair.id]
+        assert stats.count == 2 * 1440
+        assert stats.mean is not None
+        assert abs(stats.mean / levels[pair.id] - 1) < 0.05
+        assert stats.minimum is not None and stats.maximum is not None
+        assert 0.8 < stats.minimum / levels[pair.id] <= stats.maximum / levels[pair.id] < 1.2
+
+
+async def test_backfill_skips_pairs_with_history_and_joins_recent_samples(
+    database: Database,
+    make_settings: Callable[..., Settings],
+    make_sample: Callable[..., RatioSample],
+) -> None:
+    """Pairs with old history or no level are skipped; fresh live samples are not overlapped."""
+    repo = Repository(database)
+    pairs, levels = await _pairs(repo)
+    old, live, unknown = pairs
+    del levels[unknown.id]
+    writer = Writer(database, make_settings())
+    await writer.start()
+    await writer.submit_sample(make_sample(old.id, NOW - 3 * DAY, 1150.0))
+    await writer.submit_sample(make_sample(live.id, NOW - 3600 + 30, 1160.0))
+    await writer.flush()
+    await writer.stop(5)
+
+    written = await backfill_demo_history(database, pairs, levels, 1, NOW, seed=3)
+    assert written == 1440  # only the live pair, up to its first stored sample
+    per_pair = select(
+        ratio_samples.c.pair_id, func.count(), func.max(ratio_samples.c.asof)
+    ).group_by(ratio_samples.c.pair_id)
+    async with database.engine.connect() as conn:
+        counts = {row[0]: (row[1], row[2]) for row in await conn.execute(per_pair)}
+    assert counts[old.id] == (1, NOW - 3 * DAY)
+    assert counts[live.id] == (1441, NOW - 3600 + 30)
+    assert unknown.id not in counts
+    # Every minute and hour bucket agrees with the samples, including the bucket shared
+    # by the live sample and the simulated ones just before it.
+    for size, table in ((60, ratio_minutes), (3600, ratio_hours)):
+        bucket = (
+            func.floor(ratio_samples.c.asof / size)
+            if database.dialect == "postgresql"
+            else ((ratio_samples.c.asof / size).cast(Integer))
+        )
+        from_samples = select(
+            ratio_samples.c.pair_id,
+            (bucket * size).label("bucket"),
+            func.count(),
+            func.sum(ratio_samples.c.mid_ratio),
+        ).group_by(ratio_samples.c.pair_id, bucket)
+        async with database.engine.connect() as conn:
+            want = {(r[0], int(r[1])): (r[2], r[3]) for r in await conn.execute(from_samples)}
+            got = {
+                (r[0], int(r[1])): (r[2], r[3])
+                for r in await conn.execute(
+                    select(table.c.pair_id, table.c.bucket, table.c.n, table.c.total)
+                )
+            }
+        assert got.keys() == want.keys()
+        for key, (n, total) in want.items():
+            assert got[key][0] == n
+            assert got[key][1] == pytest.approx(total, rel=1e-12)
+    assert await backfill_demo_history(database, pairs, levels, 1, NOW, seed=3) == 0
