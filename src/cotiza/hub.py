@@ -240,13 +240,16 @@ class TransportMiddleware:
 
 
 def limit_send_buffer(ws: WebSocket, size: int) -> None:
-    """Cap the kernel send buffer of one connection.
+    """Cap the kernel and transport send buffers of one connection.
 
     Without a cap Linux grows it to megabytes per socket, which both wastes memory on
     idle clients and hides a stalled reader for many seconds before a send blocks.
     """
     transport = server_transport(ws)
-    sock = transport.get_extra_info("socket") if transport else None
+    if transport is None:
+        return
+    transport.set_write_buffer_limits(high=size)
+    sock = transport.get_extra_info("socket")
     if sock is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 

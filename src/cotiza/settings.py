@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cotiza.errors import ConfigurationError
@@ -37,6 +44,7 @@ class RatioField(StrEnum):
     ASK = "ask_ratio"
 
 
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 _HOURS_RE = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
 
 
@@ -133,7 +141,7 @@ class Settings(BaseSettings):
 
     # WebSocket hub.
     ws_queue_size: int = Field(1024, ge=8)
-    ws_send_buffer: int = Field(64 * 1024, ge=4096)
+    ws_send_buffer: int = Field(32 * 1024, ge=4096)
     ws_max_frame_bytes: int = Field(64 * 1024, ge=256)
     ws_rate_limit: float = Field(20.0, gt=0)
     ws_rate_burst: int = Field(40, ge=1)
@@ -141,7 +149,9 @@ class Settings(BaseSettings):
 
     # Lifecycle.
     shutdown_timeout: float = Field(10.0, gt=0)
-    debug_faults: bool = False
+    run_dir: Path = Path("var")  # stack dumps; the monitor's state, ledger and logs
+    cotiza_env: str = "production"
+    debug_faults: bool = False  # fault-injection routes; see _debug_faults
 
     # Logging.
     log_level: str = "INFO"
@@ -203,6 +213,17 @@ class Settings(BaseSettings):
             return value.lower()
         if not re.match(r"^(https?|wss?)://[^/\s]+", value):
             raise ValueError("expected remarket, live or a base URL such as https://host/")
+        return value
+
+    @field_validator("debug_faults")
+    @classmethod
+    def _debug_faults(cls, value: bool, info: ValidationInfo) -> bool:
+        # Fault injection can block the loop and stop the feed: it must never be reachable
+        # in production, so it needs an explicit test environment and a loopback address.
+        if value and (
+            info.data.get("cotiza_env") != "test" or info.data.get("host") not in _LOOPBACK
+        ):
+            raise ValueError("needs COTIZA_ENV=test and a loopback HOST (127.0.0.1, ::1)")
         return value
 
     @field_validator("log_level")

@@ -1,0 +1,136 @@
+"""Slow consumers: do stalled clients delay the others, and are their sockets released?
+
+    .venv/bin/python bench/slow_consumer.py [--clients 200] [--stalled 3] [--rate 200]
+
+Runs the same load twice against fresh servers: all clients reading (the baseline), then
+with some clients that subscribe and never read again. Prints the readers' p99 in both
+runs, and for each stalled client the time from the server judging it slow to its socket
+being reset. Targets: p99 rises by <= 10 ms; sockets gone within 5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import socket
+import struct
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import uvloop
+from loadgen import cotiza_server, swarm
+
+from cotiza.feeds.sim import SimFeed
+from cotiza.settings import Settings
+
+SYMBOLS = SimFeed(Settings()).catalogue()
+SUBSCRIBE = {"type": "subscribe", "instruments": SYMBOLS}
+
+
+def stalled_socket(port: int) -> socket.socket:
+    """A raw client that handshakes, subscribes to everything and never reads again."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        f"GET /ws/cotizaciones HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += sock.recv(1)
+    payload = json.dumps(SUBSCRIBE).encode()
+    mask = os.urandom(4)
+    frame = bytes([0x81, 0x80 | 126]) + struct.pack("!H", len(payload)) + mask
+    sock.sendall(frame + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+    return sock
+
+
+def watch_reset(sock: socket.socket, out: list[float]) -> None:
+    """Once the test starts draining, record when the server's reset arrives."""
+    sock.settimeout(0.05)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if sock.recv(1 << 16) == b"":
+                break
+        except TimeoutError:
+            continue
+        except OSError:
+            break
+    out.append(time.time())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--stalled", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=20.0)
+    parser.add_argument("--duration", type=float, default=10.0)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="cotiza-bench-"))
+    env = {"SIM_TICKS_PER_SECOND": str(args.rate), "WEBSOCKET_TIMEOUT": "2"}
+
+    with cotiza_server(tmp, **env) as server:
+        url = f"ws://127.0.0.1:{server.port}/ws/cotizaciones"
+        base = uvloop.run(swarm(url, args.clients, args.duration, SUBSCRIBE))
+
+    with cotiza_server(tmp, **env) as server:
+        url = f"ws://127.0.0.1:{server.port}/ws/cotizaciones"
+        socks = [stalled_socket(server.port) for _ in range(args.stalled)]
+        judged: list[float] = []
+
+        def poll_judged() -> None:
+            seen = 0
+            deadline = time.monotonic() + args.duration + 30
+            while seen < args.stalled and time.monotonic() < deadline:
+                status = httpx.get(
+                    f"http://127.0.0.1:{server.port}/cotizaciones/websocket_status", timeout=5
+                ).json()
+                count = status["stats"]["slow_consumers"]
+                now = time.time()
+                judged.extend([now] * (count - seen))
+                seen = max(seen, count)
+                time.sleep(0.05)
+
+        poller = threading.Thread(target=poll_judged)
+        poller.start()
+        resets: list[list[float]] = [[] for _ in socks]
+        # Reading only starts after a judgement, so the reader itself can't unstall them.
+        watchers = []
+        with_stalled = uvloop.run(
+            swarm(url, args.clients - args.stalled, args.duration, SUBSCRIBE)
+        )
+        poller.join()
+        for sock, out in zip(socks, resets, strict=True):
+            t = threading.Thread(target=watch_reset, args=(sock, out))
+            t.start()
+            watchers.append(t)
+        for t in watchers:
+            t.join()
+        for sock in socks:
+            sock.close()
+
+    print(f"{args.clients} clients, feed {args.rate:g} ticks/s, {args.duration:g} s")
+    print(f"  baseline (all reading):     p50 {base.p(50):6.2f} ms  p99 {base.p(99):6.2f} ms")
+    print(
+        f"  with {args.stalled} stalled:           p50 {with_stalled.p(50):6.2f} ms  "
+        f"p99 {with_stalled.p(99):6.2f} ms"
+    )
+    delta = with_stalled.p(99) - base.p(99)
+    print(f"  p99 change: {delta:+.2f} ms (target <= +10 ms)")
+    print(f"  stalled clients judged slow: {len(judged)} of {args.stalled}")
+    for i, (when, out) in enumerate(zip(sorted(judged), resets, strict=False)):
+        gone = out[0] - when if out else float("nan")
+        print(f"  stalled #{i + 1}: socket reset observed {max(gone, 0):.2f} s after judgement")
+
+
+if __name__ == "__main__":
+    main()
