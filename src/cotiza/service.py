@@ -247,6 +247,12 @@ async def _backfill_demo(settings: Settings, database: Database, repository: Rep
         if base and quote and base.mid and quote.mid:
             levels[pair.id] = pair.factor * base.mid / quote.mid
     written = await backfill_demo_history(
-        database, pairs, levels, settings.demo_history_days, time.time(), settings.sim_seed
+        database,
+        pairs,
+        levels,
+        settings.demo_history_days,
+        time.time(),
+        settings.sim_seed,
+        field=settings.ratio_field.value,
     )
     log.info("demo history: %d samples written", written)
