@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import json
+import re
 import logging
 import sys
 import time
 from typing import Any
 
 from cotiza.settings import LogFormat
+
+
+_SECRET_QUERY = re.compile(r"((?:token|password)=)[^&\s\"']+", re.IGNORECASE)
+
+
+class RedactSecrets(logging.Filter):
+    """Masks ``?token=`` style secrets, e.g. in uvicorn's "WebSocket /ws?token=..." lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _SECRET_QUERY.sub(r"\1***", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -31,6 +46,7 @@ def configure_logging(level: str, fmt: LogFormat) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(RedactSecrets())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -240,7 +240,7 @@ async def _backfill_demo(settings: Settings, database: Database, repository: Rep
     pairs = await repository.list_pairs(active_only=True)
     # Levels come from the simulator's opening quotes, so history joins the live data.
     sim = SimFeed(settings)
-    quotes = {q.symbol: q for q in sim.generate(len(sim.catalogue()))}
+    quotes = {q.symbol: q for q in sim.select(sim.catalogue()).snapshot()}
     levels: dict[int, float] = {}
     for pair in pairs:
         base, quote = quotes.get(pair.base), quotes.get(pair.quote)

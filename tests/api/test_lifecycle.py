@@ -99,7 +99,7 @@ def free_port() -> int:
 def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        assert proc.poll() is None, f"service exited with {proc.returncode}"
         try:
             if httpx.get(f"http://127.0.0.1:{port}/cotizaciones/health", timeout=1).is_success:
                 return
@@ -129,8 +129,9 @@ def test_entry_points_start_and_stop_cleanly(tmp_path: Path, command: list[str])
     """Each documented way to start the service serves health and exits 0 on SIGTERM."""
     port = free_port()
     argv = [part.format(port=port) for part in command]
+    log_file = (tmp_path / "service.log").open("wb")
     proc = subprocess.Popen(
-        argv, cwd=ROOT, env=service_env(tmp_path), stderr=subprocess.PIPE, stdout=subprocess.PIPE
+        argv, cwd=ROOT, env=service_env(tmp_path), stderr=subprocess.STDOUT, stdout=log_file
     )
     try:
         wait_healthy(port, proc)
@@ -144,6 +145,7 @@ def test_entry_points_start_and_stop_cleanly(tmp_path: Path, command: list[str])
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        log_file.close()
 
 
 @pytest.mark.parametrize(
@@ -177,28 +179,45 @@ def test_invalid_configuration_stops_with_one_line(
 
 
 def test_secrets_never_logged(tmp_path: Path) -> None:
-    """The API token and the database password never appear in the service's output."""
+    """The API token never appears in the service's output or responses, even at DEBUG."""
     port = free_port()
     env = service_env(tmp_path, API_TOKEN="s3cr3t-token-value", LOG_LEVEL="DEBUG")
-    proc = subprocess.Popen(
-        [sys.executable, "main.py", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
-    try:
-        wait_healthy(port, proc)
-        for path in ("/health/detailed", "/cotizaciones/status"):
-            assert "s3cr3t" not in httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5).text
-        httpx.post(f"http://127.0.0.1:{port}/cotizaciones/detener", timeout=5)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert b"s3cr3t" not in out + err
+    log_path = tmp_path / "service.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "main.py", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stderr=subprocess.STDOUT,
+            stdout=log_file,
+        )
+        try:
+            wait_healthy(port, proc)
+            for path in ("/health/detailed", "/cotizaciones/status"):
+                body = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5).text
+                assert "s3cr3t" not in body
+            headers = {"Authorization": "Bearer s3cr3t-token-value"}
+            response = httpx.post(
+                f"http://127.0.0.1:{port}/cotizaciones/detener", headers=headers, timeout=5
+            )
+            assert response.status_code == 200
+            assert "s3cr3t" not in response.text
+            asyncio.run(_connect_with_token(port, "s3cr3t-token-value"))
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    output = log_path.read_text()
+    assert "WebSocket" in output  # the connection was logged, with the token masked
+    assert "s3cr3t" not in output
+
+
+async def _connect_with_token(port: int, token: str) -> None:
+    url = f"ws://127.0.0.1:{port}/ws/cotizaciones?token={token}"
+    async with websockets.connect(url) as ws:
+        assert json.loads(await ws.recv())["type"] == "connection"
 
 
 async def test_ws_client_helper_is_used(service) -> None:

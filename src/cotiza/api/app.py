@@ -48,6 +48,15 @@ class Runtime:
     services: Services | None = None
 
 
+class RevalidatedStaticFiles(StaticFiles):
+    """Static files browsers must revalidate, so an upgrade never mixes old and new modules."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
 def create_app(settings: Settings) -> FastAPI:
     runtime = Runtime()
 
@@ -83,6 +92,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(quotes.router)
     app.include_router(ratios.router)
     app.include_router(ws.router)
+    if settings.debug_faults:  # only with COTIZA_ENV=test on loopback (see Settings)
+        from cotiza.api.routes import debug
+
+        app.include_router(debug.router)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(services: ServicesDep) -> Response:
@@ -99,6 +112,6 @@ def create_app(settings: Settings) -> FastAPI:
         html = (static / "index.html").read_text(encoding="utf-8")
         return Response(html, media_type="text/html", headers={"Cache-Control": "no-cache"})
 
-    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    app.mount("/static", RevalidatedStaticFiles(directory=str(static)), name="static")
     app.add_middleware(TransportMiddleware)
     return app

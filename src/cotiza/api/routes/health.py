@@ -83,6 +83,8 @@ async def status(services: ServicesDep) -> dict[str, Any]:
         "dashboard": services.dashboard.status(),
         "connections": services.hub.status(),
         "cached_symbols": len(services.cache.symbols()),
+        "market_open": services.calendar.is_open(now),
+        "market_tz": services.settings.market_tz,
         "service_started_at": services.started_at,
         "service_uptime": now - services.started_at,
         "timestamp": now,

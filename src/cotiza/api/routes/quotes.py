@@ -20,7 +20,8 @@ def quote_view(quote: Quote, services: ServicesDep, now: float) -> dict[str, Any
         "mid": quote.mid,
         "recv_ts": quote.recv_ts,
         "age": round(max(0.0, now - quote.recv_ts), 3),
-        "stale": services.cache.is_stale(quote, now),
+        # While the feed reconnects every quote is stale, however young: it may have moved.
+        "stale": services.feed.feed_down or services.cache.is_stale(quote, now),
     }
 
 

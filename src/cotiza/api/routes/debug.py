@@ -1,0 +1,129 @@
+"""Fault injection for the operations tests; mounted only when ``DEBUG_FAULTS`` is on.
+
+Settings refuse ``DEBUG_FAULTS=1`` unless ``COTIZA_ENV=test`` and ``HOST`` is a loopback
+address, so none of this is reachable in a production configuration. Every route also
+requires the API token when one is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import psutil
+from fastapi import APIRouter, Query, Request
+
+from cotiza.api.deps import ServicesDep, TokenDep
+from cotiza.models import Quote
+from cotiza.service import Services
+
+router = APIRouter(prefix="/debug", tags=["debug"])
+
+
+class FeedGate:
+    """Sits between the feed and the cache; while paused, quotes are dropped."""
+
+    def __init__(self, services: Services) -> None:
+        self.apply = services.cache.apply
+        self.paused = False
+
+    def __call__(self, quote: Quote) -> None:
+        if not self.paused:
+            self.apply(quote)
+
+
+@dataclass
+class Faults:
+    """What this process has been told to break, kept on ``app.state``."""
+
+    gate: FeedGate | None = None
+    ticks_stopped: bool = False
+    holders: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+
+def _faults(request: Request) -> Faults:
+    faults: Faults | None = getattr(request.app.state, "faults", None)
+    if faults is None:
+        faults = request.app.state.faults = Faults()
+    return faults
+
+
+@router.post("/block")
+async def block(
+    _: TokenDep,
+    seconds: Annotated[float, Query(gt=0, le=600)],
+    repeat: Annotated[int, Query(ge=1, le=1000)] = 1,
+    every: Annotated[float, Query(gt=0, le=600)] = 1.0,
+) -> dict[str, Any]:
+    """Block the event loop with ``time.sleep`` (after this answer is sent), ``repeat`` times."""
+    loop = asyncio.get_running_loop()
+    for i in range(repeat):
+        loop.call_later(0.05 + i * every, time.sleep, seconds)
+    return {"status": "success", "blocking": seconds, "repeat": repeat, "every": every}
+
+
+@router.post("/feed/pause")
+async def pause_feed(request: Request, services: ServicesDep, _: TokenDep) -> dict[str, Any]:
+    """Stop delivering quotes while the feed stays connected."""
+    faults = _faults(request)
+    if faults.gate is None:
+        faults.gate = FeedGate(services)
+        faults.gate.paused = True
+        # The runner binds ``cache.apply`` when a feed starts: shadow it, then restart.
+        vars(services.cache)["apply"] = faults.gate
+        await services.feed.restart()
+    faults.gate.paused = True
+    return {"status": "success", "paused": True}
+
+
+@router.post("/feed/resume")
+async def resume_feed(request: Request, _: TokenDep) -> dict[str, Any]:
+    faults = _faults(request)
+    if faults.gate is not None:
+        faults.gate.paused = False
+    return {"status": "success", "paused": False}
+
+
+@router.post("/ws-ticks/stop")
+async def stop_ticks(request: Request, services: ServicesDep, _: TokenDep) -> dict[str, Any]:
+    """Stop fanning ticks out to WebSocket clients; HTTP and the cache carry on."""
+    faults = _faults(request)
+    services.cache.remove_listener(services.hub.publish_tick)
+    faults.ticks_stopped = True
+    return {"status": "success", "ticks": "stopped"}
+
+
+@router.post("/ws-ticks/resume")
+async def resume_ticks(request: Request, services: ServicesDep, _: TokenDep) -> dict[str, Any]:
+    faults = _faults(request)
+    if faults.ticks_stopped:
+        services.cache.add_listener(services.hub.publish_tick)
+        faults.ticks_stopped = False
+    return {"status": "success", "ticks": "flowing"}
+
+
+def _spawn_holder() -> subprocess.Popen[bytes]:
+    listening = [
+        c.fd
+        for c in psutil.Process().net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN and c.fd >= 0
+    ]
+    return subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(3600)"],
+        pass_fds=listening,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+@router.post("/orphan")
+async def orphan(request: Request, _: TokenDep) -> dict[str, Any]:
+    """Start a child that inherits the listening socket and outlives this process."""
+    holder = await asyncio.to_thread(_spawn_holder)
+    _faults(request).holders.append(holder)
+    return {"status": "success", "pid": holder.pid}
