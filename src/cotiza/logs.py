@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 import logging
+import re
 import sys
 import time
 from typing import Any
 
 from cotiza.settings import LogFormat
-
 
 _SECRET_QUERY = re.compile(r"((?:token|password)=)[^&\s\"']+", re.IGNORECASE)
 

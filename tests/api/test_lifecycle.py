@@ -167,6 +167,7 @@ def test_invalid_configuration_stops_with_one_line(
     env = service_env(tmp_path, **{variable: value})
     proc = subprocess.run(
         [sys.executable, "main.py", "--port", str(free_port())],
+        check=False,
         cwd=ROOT,
         env=env,
         capture_output=True,
