@@ -71,11 +71,12 @@ function bandPath(points, x, y) {
   let run = [];
   const flush = () => {
     if (run.length > 1) {
-      const top = run.map((p, i) => `${i ? "L" : "M"}${x(p.t).toFixed(1)},${y(p.upper).toFixed(1)}`);
+      const at = (p, value) => `${x(p.t).toFixed(1)},${y(value).toFixed(1)}`;
+      const top = run.map((p, i) => `${i ? "L" : "M"}${at(p, p.upper)}`);
       const bottom = run
         .slice()
         .reverse()
-        .map((p) => `L${x(p.t).toFixed(1)},${y(p.lower).toFixed(1)}`);
+        .map((p) => `L${at(p, p.lower)}`);
       d += `${top.join("")}${bottom.join("")}Z`;
     }
     run = [];
@@ -262,6 +263,7 @@ export class RatioChart {
       "aria-label": this.title.textContent,
       "data-testid": "chart-svg",
       "data-points": String(points.filter((p) => p.mid !== null).length),
+      "data-last-t": String(points.at(-1)?.t ?? ""),
     });
     if (points.length === 0) {
       this.host.replaceChildren(root);
@@ -271,7 +273,9 @@ export class RatioChart {
     let t0 = points[0].t;
     let t1 = points.at(-1).t;
     if (t1 <= t0) [t0, t1] = [t0 - 1, t1 + 1];
-    const values = points.flatMap((p) => [p.mid, p.upper, p.lower, p.sma]).filter((v) => v !== null);
+    const values = points
+      .flatMap((p) => [p.mid, p.upper, p.lower, p.sma])
+      .filter((v) => v !== null);
     let low = Math.min(...values);
     let high = Math.max(...values);
     const pad = (high - low) * 0.06 || Math.abs(high) * 0.001 || 1;
@@ -279,13 +283,14 @@ export class RatioChart {
     high += pad;
     const plotW = width - margin.left - margin.right;
     const plotH = height - margin.top - margin.bottom;
+    const right = margin.left + plotW;
     const x = (time) => margin.left + ((time - t0) / (t1 - t0)) * plotW;
     const y = (value) => margin.top + (1 - (value - low) / (high - low)) * plotH;
 
     const grid = svg("g", { class: "grid" });
     for (const tick of niceTicks(low, high, 5)) {
-      grid.append(svg("line", { x1: margin.left, x2: margin.left + plotW, y1: y(tick), y2: y(tick) }));
-      const label = svg("text", { x: width - margin.right + 6, y: y(tick) + 4, class: "axis" });
+      grid.append(svg("line", { x1: margin.left, x2: right, y1: y(tick), y2: y(tick) }));
+      const label = svg("text", { x: right + 6, y: y(tick) + 4, class: "axis" });
       label.textContent = ratio(tick);
       grid.append(label);
     }
@@ -302,21 +307,39 @@ export class RatioChart {
       grid.append(label);
     }
     root.append(grid);
-    root.append(svg("path", { d: bandPath(points, x, y), class: "band-area", "data-series": "bands" }));
-    root.append(svg("path", { d: linePath(points, x, y, "upper"), class: "band", "data-series": "band_upper" }));
-    root.append(svg("path", { d: linePath(points, x, y, "lower"), class: "band", "data-series": "band_lower" }));
-    root.append(svg("path", { d: linePath(points, x, y, "sma"), class: "sma", "data-series": "sma" }));
-    root.append(svg("path", { d: linePath(points, x, y, "mid"), class: "mid", "data-series": "mid" }));
-    const last = [...points].reverse().find((p) => p.mid !== null);
+    const series = (name, cls, d) => svg("path", { d, class: cls, "data-series": name });
+    root.append(
+      series("bands", "band-area", bandPath(points, x, y)),
+      series("band_upper", "band", linePath(points, x, y, "upper")),
+      series("band_lower", "band", linePath(points, x, y, "lower")),
+      series("sma", "sma", linePath(points, x, y, "sma")),
+      series("mid", "mid", linePath(points, x, y, "mid")),
+    );
+    const last = points.findLast((p) => p.mid !== null);
     if (last) {
-      root.append(svg("circle", { cx: x(last.t), cy: y(last.mid), r: 3.5, class: "last-dot" }));
+      // The latest value, as a dot on the line and a tag on the axis.
       const tagY = Math.min(Math.max(y(last.mid), margin.top + 8), margin.top + plotH - 8);
-      root.append(svg("rect", { x: width - margin.right + 2, y: tagY - 9, width: margin.right - 4, height: 18, rx: 3, class: "last-tag" }));
-      const tag = svg("text", { x: width - margin.right + 6, y: tagY + 4, class: "last-label" });
+      const tag = svg("text", { x: right + 6, y: tagY + 4, class: "last-label" });
       tag.textContent = ratio(last.mid);
-      root.append(tag);
+      root.append(
+        svg("circle", { cx: x(last.t), cy: y(last.mid), r: 3.5, class: "last-dot" }),
+        svg("rect", {
+          x: right + 2,
+          y: tagY - 9,
+          width: margin.right - 4,
+          height: 18,
+          rx: 3,
+          class: "last-tag",
+        }),
+        tag,
+      );
     }
-    this.cursor = svg("line", { class: "cursor", y1: margin.top, y2: margin.top + plotH, visibility: "hidden" });
+    this.cursor = svg("line", {
+      class: "cursor",
+      y1: margin.top,
+      y2: margin.top + plotH,
+      visibility: "hidden",
+    });
     root.append(this.cursor);
     this.layout = { x, t0, t1, margin, plotW, points };
     this.host.replaceChildren(root);
@@ -339,6 +362,7 @@ export class RatioChart {
     this.cursor.setAttribute("x2", at);
     this.cursor.setAttribute("visibility", "visible");
     const when = layout.t1 - layout.t0 > 86400 ? dateTime(best.t) : clockTime(best.t);
-    this.readout.textContent = `${when} · ${ratio(best.mid)} [${ratio(best.lower)} – ${ratio(best.upper)}]`;
+    const bands = `[${ratio(best.lower)} – ${ratio(best.upper)}]`;
+    this.readout.textContent = `${when} · ${ratio(best.mid)} ${bands}`;
   }
 }

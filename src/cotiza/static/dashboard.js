@@ -52,7 +52,8 @@ export class DashboardTable {
       this.status.textContent = t("dashboard.error", { detail: this.error });
     } else if (this.meta) {
       const ms = isNumber(this.meta.ms) ? fixed(this.meta.ms, 1) : DASH;
-      this.status.textContent = t("dashboard.updated", { time: clockTime(this.meta.timestamp), ms });
+      const time = clockTime(this.meta.timestamp);
+      this.status.textContent = t("dashboard.updated", { time, ms });
     } else {
       this.status.textContent = "";
     }
@@ -96,7 +97,11 @@ export class DashboardTable {
           "td",
           { class: "num ref", dataset: { col: ref.value } },
           el("span", { class: "value", text: ratio(row[ref.value]) }),
-          el("span", { class: difClass(row[ref.dif]), dataset: { col: ref.dif } }, percent(row[ref.dif])),
+          el("span", {
+            class: difClass(row[ref.dif]),
+            dataset: { col: ref.dif },
+            text: percent(row[ref.dif]),
+          }),
         ),
       ),
     );

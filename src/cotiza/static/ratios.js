@@ -18,7 +18,6 @@ const COLUMNS = [
   { key: "z_bid", format: (v) => signed(v, 2), z: true },
   { key: "z_ask", format: (v) => signed(v, 2), z: true },
   { key: "band_lower", format: ratio },
-  { key: "sma180_mid", format: ratio },
   { key: "band_upper", format: ratio },
   { key: "vol_ratio", format: (v) => fixed(v, 2) },
 ];
@@ -72,7 +71,7 @@ export class RatiosTable {
   renderEmpty() {
     if (this.rows.size > 0) return;
     this.tbody.replaceChildren(
-      el("tr", { class: "empty" }, el("td", { colspan: "12", text: t("ratios.empty") })),
+      el("tr", { class: "empty" }, el("td", { colspan: "11", text: t("ratios.empty") })),
     );
   }
 

@@ -1,0 +1,148 @@
+// The health panel: /health/detailed, polled by the page every few seconds.
+
+import { el } from "./dom.js";
+import { clockTime, DASH, duration, fixed, isNumber, quantity } from "./format.js";
+import { locale, t } from "./i18n.js";
+
+const MAX_RESTARTS_SHOWN = 5;
+
+let pluralRules = null;
+
+function plurals() {
+  if (pluralRules?.resolvedOptions().locale !== locale()) {
+    pluralRules = new Intl.PluralRules(locale());
+  }
+  return pluralRules;
+}
+
+function describeValue(item) {
+  const value = item.observedValue;
+  const unit = item.observedUnit ?? "";
+  if (value === null || value === undefined) return DASH;
+  if (typeof value === "boolean") return value ? t("health.yes") : t("health.no");
+  if (typeof value === "object") {
+    return Object.entries(value)
+      .map(([name, v]) => (typeof v === "boolean" ? `${name} ${v ? "✓" : "✗"}` : `${name}: ${v}`))
+      .join(" · ");
+  }
+  if (typeof value === "string") {
+    const key = `feed.connection.${value}`;
+    const text = t(key);
+    return text === key ? value : text;
+  }
+  if (!isNumber(value)) return String(value);
+  switch (unit) {
+    case "ms":
+      return `${fixed(value, 1)} ${t("unit.ms")}`;
+    case "s":
+      return duration(value);
+    case "MiB":
+      return `${fixed(value, 1)} MiB`;
+    case "":
+      return quantity(value);
+    default: {
+      const key = `unit.${unit}.${plurals().select(value)}`;
+      const label = t(key);
+      return `${quantity(value)} ${label === key ? unit : label}`;
+    }
+  }
+}
+
+/** Restarts reported by the monitor, when the service exposes them (newest first). */
+function monitorRestarts(body) {
+  const source = body.monitor?.restarts ?? body.restarts ?? body.monitor_restarts;
+  if (isNumber(source)) return { count: source, recent: [] };
+  if (!Array.isArray(source)) return null;
+  const recent = source
+    .map((entry) =>
+      isNumber(entry)
+        ? { at: entry }
+        : { at: entry.at ?? entry.time ?? entry.timestamp, why: entry.reason ?? entry.why },
+    )
+    .slice(-MAX_RESTARTS_SHOWN)
+    .reverse();
+  return { count: source.length, recent };
+}
+
+export class HealthPanel {
+  constructor(root) {
+    this.root = root;
+    this.badge = root.querySelector('[data-testid="health-status"]');
+    this.tbody = root.querySelector('[data-testid="health-checks"] tbody');
+    this.fields = {};
+    for (const node of root.querySelectorAll("[data-field]")) {
+      this.fields[node.dataset.field] = node;
+    }
+    this.checkedAt = root.querySelector('[data-testid="health-checked-at"]');
+    this.body = null;
+    this.error = false;
+  }
+
+  update(body) {
+    this.body = body;
+    this.error = false;
+    this.render();
+  }
+
+  unreachable() {
+    this.error = true;
+    this.render();
+  }
+
+  render() {
+    const body = this.body;
+    const status = this.error ? "unreachable" : (body?.status ?? "unknown");
+    const key = this.error ? "health.unreachable" : `health.status.${status}`;
+    this.badge.dataset.status = status;
+    this.badge.textContent = t(key) === key ? status : t(key);
+    // The figures below stay from the last answer, faded, until the service answers again.
+    this.root.classList.toggle("stale", this.error);
+    if (!body) return;
+    const lag = body.checks?.["event_loop:lag"]?.[0];
+    this.fields.ws.textContent = quantity(body.websocket_connections);
+    this.fields.subscribers.textContent = quantity(body.dashboard_subscribers);
+    this.fields.lag.textContent = lag ? describeValue(lag) : DASH;
+    this.fields.lag.dataset.status = lag?.status ?? "";
+    this.fields.uptime.textContent = duration(body.uptime);
+    this.fields.worker.textContent = t(body.dashboard_worker_running ? "health.yes" : "health.no");
+    const restarts = monitorRestarts(body);
+    this.fields.restarts.closest("div").hidden = restarts === null;
+    if (restarts) {
+      const recent = restarts.recent.map((r) => [clockTime(r.at), r.why].filter(Boolean).join(" "));
+      this.fields.restarts.textContent = [quantity(restarts.count), ...recent].join(" · ");
+    }
+    const rows = [];
+    for (const [name, items] of Object.entries(body.checks ?? {})) {
+      for (const item of items) {
+        rows.push(
+          el(
+            "tr",
+            { dataset: { testid: "health-check", check: name, status: item.status } },
+            el(
+              "th",
+              { scope: "row" },
+              el("span", { class: "mono", text: name }),
+              el("span", { class: "value", text: describeValue(item) }),
+              item.output ? el("span", { class: "output", text: item.output }) : null,
+            ),
+            el(
+              "td",
+              { class: "status" },
+              el("span", {
+                class: "badge small",
+                dataset: { status: item.status },
+                text: t(`health.check.${item.status}`),
+              }),
+            ),
+          ),
+        );
+      }
+    }
+    this.tbody.replaceChildren(...rows);
+    this.checkedAt.textContent = t("health.checked_at", { time: clockTime(body.timestamp) });
+  }
+
+  relabel() {
+    this.render();
+  }
+}
