@@ -49,7 +49,6 @@ class RatioEngine:
         self.pairs: dict[int, RatioPair] = {}
         self._by_symbol: dict[str, set[int]] = {}
         self._windows: dict[int, RollingIndicators] = {}
-        self.latest: dict[int, dict[str, Any]] = {}
         self.last_samples: dict[int, RatioSample] = {}
         self._dirty: set[int] = set()
         self._dirty_event = asyncio.Event()
@@ -100,7 +99,6 @@ class RatioEngine:
         for pair_id in list(self._windows):
             if pair_id not in self.pairs:
                 del self._windows[pair_id]
-                self.latest.pop(pair_id, None)
                 self.last_samples.pop(pair_id, None)
         for pair in pairs:
             if pair.id not in self._windows:
@@ -159,7 +157,6 @@ class RatioEngine:
                 continue
             values = self.compute(pair, now)
             message = self.message(pair, now, values, window.peek(values))
-            self.latest[pair_id] = message
             self.hub.publish_ratio(pair_id, message)
             self.publishes += 1
 
@@ -210,15 +207,16 @@ class RatioEngine:
                 log.exception("ratio sampling failed; retrying next interval")
 
     def snapshot(self) -> list[dict[str, Any]]:
-        """The latest ratio message of every active pair (computed now if none yet)."""
+        """The ratio message of every active pair, computed now from the cached quotes.
+
+        Never the last pushed message: pushes happen only on ticks, so once the feed goes
+        quiet that message would keep numbers whose quotes have since gone stale.
+        """
         now = time.time()
         out = []
         for pair_id, pair in self.pairs.items():
-            message = self.latest.get(pair_id)
-            if message is None:
-                values = self.compute(pair, now)
-                message = self.message(pair, now, values, self._windows[pair_id].peek(values))
-            out.append(message)
+            values = self.compute(pair, now)
+            out.append(self.message(pair, now, values, self._windows[pair_id].peek(values)))
         return out
 
     def resolve(self, specs: list[Any]) -> tuple[list[int], list[str]]:

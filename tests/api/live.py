@@ -105,11 +105,11 @@ class LiveService:
 
 
 @contextlib.asynccontextmanager
-async def live_service(settings: Settings) -> AsyncIterator[LiveService]:
-    """Run the real app under uvicorn on an ephemeral port inside the test's loop."""
+async def live_service(settings: Settings, port: int = 0) -> AsyncIterator[LiveService]:
+    """Run the real app under uvicorn inside the test's loop, on ``port`` (0: ephemeral)."""
     app = create_app(settings)
     server = Server(uvicorn_config(app, settings), app.state.runtime)
-    server.config.port = 0
+    server.config.port = port
     task = asyncio.create_task(server.serve())
     for _ in range(400):
         if server.started or task.done():

@@ -171,6 +171,9 @@ async def test_control_needs_the_token(make_settings: Callable[..., Settings]) -
                 assert response.status_code == 401, (action, headers)
                 assert response.json()["detail"]
                 assert response.headers["www-authenticate"] == "Bearer"
+        pair = {"base": AL30, "quote": DIC26}
+        assert (await http.post("/api/ratios/pairs", json=pair)).status_code == 401
+        assert (await http.delete("/api/ratios/pairs/1")).status_code == 401
         await assert_running(live)
         good = {"Authorization": f"Bearer {TOKEN}"}
         for action in ("detener", "iniciar", "reiniciar", "iniciar_auto"):

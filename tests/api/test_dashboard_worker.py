@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -113,16 +114,16 @@ async def test_cached_snapshot_is_sent_at_once(make_settings: Callable[..., Sett
 
 async def test_pushes_every_refresh_interval(make_settings: Callable[..., Settings]) -> None:
     """A subscriber receives one dashboard_data per DASHBOARD_REFRESH_INTERVAL."""
-    async with live_service(make_settings(dashboard_refresh_interval=0.2)) as live:
-        async with ws_client(live) as ws:
-            await subscribe(ws)
-            await recv_until(ws, lambda m: m["type"] == "dashboard_data")
-            frames = await collect(ws, 1.2)
+    settings = make_settings(dashboard_refresh_interval=0.2)
+    async with live_service(settings) as live, ws_client(live) as ws:
+        await subscribe(ws)
+        await recv_until(ws, lambda m: m["type"] == "dashboard_data")
+        frames = await collect(ws, 1.2)
     pushes = [m for m in frames if m["type"] == "dashboard_data"]
     # Six are due; the bounds tolerate a loaded machine without accepting a busy loop.
     assert 3 <= len(pushes) <= 8, len(pushes)
     stamps = [m["timestamp"] for m in pushes]
-    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
     assert min(gaps) > 0.1, gaps
 
 
@@ -149,7 +150,7 @@ async def test_query_failure_sends_dashboard_error_and_recovers(service: LiveSer
     """A failing query pushes dashboard_error; the worker survives and resumes once fixed."""
     services = service.services
     worker = services.dashboard
-    async with ws_client(service) as ws:
+    async with ws_client(service) as ws, ws_client(service) as asker, service.http() as http:
         await subscribe(ws)
         await recv_until(ws, lambda m: m["type"] == "dashboard_data")
         async with services.database.engine.begin() as conn:
@@ -159,6 +160,12 @@ async def test_query_failure_sends_dashboard_error_and_recovers(service: LiveSer
         assert isinstance(error["message"], str) and isinstance(error["timestamp"], float)
         assert worker.running and worker.errors >= 1
         assert worker.status()["last_error"]
+        # The one-off query and the HTTP table report the same failure, each in its own way.
+        await send_json(asker, {"type": "get_data"})
+        assert (await recv_json(asker))["type"] == "dashboard_error"
+        response = await http.get("/api/ratios/dashboard")
+        assert response.status_code == 503
+        assert "ratio_hours" in response.json()["detail"]
         async with services.database.engine.begin() as conn:
             await conn.run_sync(ratio_hours.create)
         recovered = await recv_until(ws, lambda m: m["type"] == "dashboard_data")

@@ -61,23 +61,22 @@ async def test_default_pairs_are_seeded(service: LiveService) -> None:
     assert {"AL30-AL30D", "GD30-GD30D", "AL30-AL30C", "AL30D-AL30C"} <= names
 
 
-@pytest.mark.parametrize(
-    "db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
-)
 async def test_pairs_crud_and_dashboard(
     make_settings: Callable[..., Settings], db_url: str
 ) -> None:
-    """Pairs are created, refused, found, deactivated and deleted; the dashboard follows.
-
-    ``db_url`` runs this once on a SQLite file and once on the real PostgreSQL server.
-    """
+    """Pairs are created, refused, found, deactivated and deleted; the dashboard follows."""
+    # ``db_url`` runs this once on a SQLite file and once on the real PostgreSQL server.
     async with live_service(make_settings(database_url=db_url)) as live, live.http() as http:
         new = {"base": byma("GGAL"), "quote": byma("GGAL", "CI"), "client_id": "desk-1"}
         created = await http.post("/api/ratios/pairs", json={**new, "factor": 2.5})
         assert created.status_code == 201, created.text
         pair = created.json()
         assert pair["factor"] == 2.5 and pair["active"] is True
-        assert pair["par"] == "GGAL-GGAL"
+        assert (pair["base"], pair["quote"], pair["client_id"]) == (
+            new["base"],
+            new["quote"],
+            "desk-1",
+        )
         pair_id = pair["id"]
         assert (await get_json(http, f"/api/ratios/pairs/{pair_id}")) == pair
 
@@ -146,11 +145,16 @@ async def test_pairs_crud_and_dashboard(
 
         await wait_for(mep_has_value, timeout=10, message="a stored MEP sample on the dashboard")
         board = await get_json(http, "/api/ratios/dashboard")
+        mep = {"base": "AL30", "quote": "AL30D", "client_id": "default"}
+        raw = await get_json(http, "/api/ratios/history", **mep)
+        minute = await get_json(http, "/api/ratios/history", resolution="1m", **mep)
+    assert raw["count"] >= 1 and 1 <= minute["count"] <= min(2, raw["count"])
+    assert minute["data"][-1]["asof"] % 60 == 0
     assert board["status"] == "success"
     assert board["count"] == len(board["data"]) == len(DEFAULT_PAIRS) + 1
     assert isinstance(board["query_time_ms"], float | int)
     for row in board["data"]:
-        assert DASHBOARD_ROW_FIELDS <= row.keys()
+        assert row.keys() >= DASHBOARD_ROW_FIELDS
     row = next(r for r in board["data"] if r["pair_id"] == mep_id)
     assert row["par"] == "AL30-AL30D" and row["client_id"] == "default"
     assert 1000 < row["ultimo_ratio_operado"] < 2000  # the simulated MEP rate
@@ -186,7 +190,7 @@ async def test_live_ratios_for_every_active_pair(service: LiveService) -> None:
     assert active_ratio_ids(body) == {p["id"] for p in pairs}
     assert isinstance(body["timestamp"], float)
     for item in body["data"]:
-        assert RATIO_FIELDS <= item.keys() and INDICATOR_FIELDS <= item.keys()
+        assert item.keys() >= RATIO_FIELDS and item.keys() >= INDICATOR_FIELDS
         assert item["type"] == "ratio"
     mep = next(r for r in body["data"] if r["pair_id"] == mep_id)
     assert mep["bid_ratio"] <= mep["mid_ratio"] <= mep["ask_ratio"]
@@ -264,7 +268,7 @@ async def test_quotes_with_age(service: LiveService) -> None:
         body = await get_json(http, "/api/quotes")
         assert body["count"] == len(body["quotes"]) == 21
         for quote in body["quotes"]:
-            assert TICK_FIELDS <= quote.keys()
+            assert quote.keys() >= TICK_FIELDS
             assert 0 <= quote["age"] < 30
             assert quote["stale"] is False
         for symbol in (AL30, "DLR/DIC26"):
@@ -276,3 +280,27 @@ async def test_quotes_with_age(service: LiveService) -> None:
         missing = await http.get("/api/quotes/MERV - XMEV - NOPE - 24hs")
     assert missing.status_code == 404
     assert "NOPE" in missing.json()["detail"]
+
+
+async def test_stale_quotes_give_null_ratios(make_settings: Callable[..., Settings]) -> None:
+    """Once the quotes age past QUOTE_STALE_AFTER in market hours, ratios are null, not old."""
+    async with live_service(make_settings(quote_stale_after=0.3)) as live, live.http() as http:
+
+        async def mep() -> dict[str, Any]:
+            body = await get_json(http, "/api/ratios")
+            item: dict[str, Any] = next(r for r in body["data"] if r["par"] == "AL30-AL30D")
+            return item
+
+        async def priced() -> bool:
+            return (await mep())["mid_ratio"] is not None
+
+        await wait_for(priced, message="a live MEP ratio")
+        assert (await http.post("/cotizaciones/detener")).status_code == 200
+
+        async def nulled() -> bool:
+            item = await mep()
+            return all(item[f] is None for f in ("bid_ratio", "ask_ratio", "mid_ratio"))
+
+        await wait_for(nulled, message="stale quotes turning the MEP ratio null")
+        quote = await get_json(http, f"/api/quotes/{AL30}")
+    assert quote["stale"] is True

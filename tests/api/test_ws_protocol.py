@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -81,7 +82,7 @@ async def test_subscribe_sends_snapshot_then_only_subscribed_ticks(
         assert [m["type"] for m in snapshot] == ["tick", "tick"]
         assert {m["symbol"] for m in snapshot} == set(wanted)
         for tick in snapshot:
-            assert TICK_FIELDS <= tick.keys()
+            assert tick.keys() >= TICK_FIELDS
             assert tick["offer"] > tick["bid"] > 0
         frames = await collect(ws, 0.6)
     assert frames, "no live ticks arrived"
@@ -118,8 +119,8 @@ def ratio_ids(live: LiveService, name: str) -> list[int]:
 
 def assert_ratio_frame(message: dict[str, Any]) -> None:
     assert message["type"] == "ratio"
-    assert RATIO_FIELDS <= message.keys()
-    assert INDICATOR_FIELDS <= message.keys()
+    assert message.keys() >= RATIO_FIELDS
+    assert message.keys() >= INDICATOR_FIELDS
     assert isinstance(message["asof"], float)
     assert isinstance(message["client_id"], str)
 
@@ -182,7 +183,7 @@ def assert_dashboard_data(message: dict[str, Any]) -> None:
     assert isinstance(message["query_time_ms"], float | int)
     assert isinstance(message["timestamp"], float)
     for row in message["data"]:
-        assert DASHBOARD_ROW_FIELDS <= row.keys()
+        assert row.keys() >= DASHBOARD_ROW_FIELDS
 
 
 @pytest.mark.parametrize(
@@ -324,12 +325,12 @@ async def test_origin_outside_allowed_is_rejected(
 
 async def test_oversized_frame_closes_with_1009(make_settings: Callable[..., Settings]) -> None:
     """A frame over the size limit closes the connection with 1009."""
-    async with live_service(make_settings(ws_max_frame_bytes=1024)) as live:
-        async with ws_client(live) as ws:
-            await send_json(ws, {"type": "ping", "padding": "x" * 900})
-            await recv_until(ws, lambda m: m["type"] == "pong")
-            await send_json(ws, {"type": "ping", "padding": "x" * 2048})
-            closed = await closed_by_server(ws)
+    settings = make_settings(ws_max_frame_bytes=1024)
+    async with live_service(settings) as live, ws_client(live) as ws:
+        await send_json(ws, {"type": "ping", "padding": "x" * 900})
+        await recv_until(ws, lambda m: m["type"] == "pong")
+        await send_json(ws, {"type": "ping", "padding": "x" * 2048})
+        closed = await closed_by_server(ws)
     assert closed.rcvd is not None and closed.rcvd.code == 1009
 
 
@@ -349,12 +350,12 @@ async def test_command_flood_closes_with_1008(make_settings: Callable[..., Setti
 
 async def test_keepalive_ping_after_silence(make_settings: Callable[..., Settings]) -> None:
     """A silent client receives a JSON ping keep-alive and stays connected."""
-    async with live_service(make_settings(ws_keepalive_interval=0.3)) as live:
-        async with ws_client(live) as ws:
-            ping = await recv_json(ws, timeout=3)
-            assert ping["type"] == "ping"
-            assert isinstance(ping["timestamp"], float)
-            await assert_alive(ws)
+    settings = make_settings(ws_keepalive_interval=0.3)
+    async with live_service(settings) as live, ws_client(live) as ws:
+        ping = await recv_json(ws, timeout=3)
+        assert ping["type"] == "ping"
+        assert isinstance(ping["timestamp"], float)
+        await assert_alive(ws)
 
 
 async def test_dashboard_path_speaks_the_same_protocol(busy: LiveService) -> None:
@@ -381,3 +382,33 @@ async def test_dashboard_path_speaks_the_same_protocol(busy: LiveService) -> Non
         await ws.send(json.dumps({"type": "unknown"}))
         assert (await recv_until(ws, lambda m: m["type"] == "error"))["message"]
         await assert_alive(ws)
+
+
+async def test_shutdown_closes_clients_with_1001(make_settings: Callable[..., Settings]) -> None:
+    """Stopping the server closes every client with 1001 going away."""
+    async with (
+        live_service(make_settings()) as live,
+        ws_client(live) as first,
+        ws_client(live, "/ws/dashboard") as second,
+    ):
+        stopping = asyncio.create_task(live.stop())
+        closes = [await closed_by_server(ws) for ws in (first, second)]
+        await stopping
+    for closed in closes:
+        assert closed.rcvd is not None and closed.rcvd.code == 1001
+
+
+async def test_drain_closes_clients_with_1012(make_settings: Callable[..., Settings]) -> None:
+    """A drain before a planned restart closes clients with 1012 and turns new ones away."""
+    async with live_service(make_settings()) as live, live.http() as http:
+        async with ws_client(live) as ws:
+            response = await http.post("/admin/drain")
+            assert response.status_code == 200
+            assert response.json()["closed"] == 1
+            closed = await closed_by_server(ws)
+        assert closed.rcvd is not None
+        assert (closed.rcvd.code, closed.rcvd.reason) == (1012, "Service restart")
+        async with websockets.connect(live.ws_url(), open_timeout=5) as late:
+            refused = await closed_by_server(late)
+        assert refused.rcvd is not None and refused.rcvd.code == 1013
+        assert (await http.get("/readyz")).status_code == 503
