@@ -31,10 +31,7 @@ class DashboardQuery:
         now = now or time.time()
         pairs = await self.repository.list_pairs(active_only=True)
         windows = dashboard_windows(now, self.calendar)
-        stats = {
-            name: await self.repository.window_stats(start, end)
-            for name, start, end in windows.items()
-        }
+        stats = await self.repository.window_stats_many(list(windows.items()))
         latest = await self.repository.latest_values(self.field)
         rows = build_dashboard_rows(pairs, latest, stats)
         elapsed_ms = (time.perf_counter() - started) * 1000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,15 @@ async def database(db_url: str) -> AsyncIterator[Database]:
         yield db
     finally:
         await db.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def fresh_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of each dialect that the test may migrate up and down."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    url: str = request.getfixturevalue("fresh_pg_url")
+    return url
 
 
 @pytest.fixture

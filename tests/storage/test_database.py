@@ -18,7 +18,7 @@ from cotiza.storage import database as database_module
 from cotiza.storage.database import Database
 from cotiza.storage.tables import metadata
 
-TABLES = {"ratio_pairs", "ratio_samples", "ratio_minutes", "ratio_hours", "ticks"}
+TABLES = {"ratio_pairs", "ratio_samples", "ratio_minutes", "ratio_hours", "ratio_days", "ticks"}
 ALEMBIC_INI = Path(database_module.__file__).parent / "migrations" / "alembic.ini"
 
 
@@ -31,12 +31,12 @@ def _table_names(connection: Connection) -> set[str]:
 
 
 async def test_start_migrates_to_head(db_url: str) -> None:
-    """Starting on an empty database creates every table and records revision 0001."""
+    """Starting on an empty database creates every table and records revision 0002."""
     db = Database(db_url)
     await db.start()
     try:
-        assert await db.revision() == "0001"
-        assert db.expected_revision == "0001"
+        assert await db.revision() == "0002"
+        assert db.expected_revision == "0002"
         async with db.engine.connect() as conn:
             assert await conn.run_sync(_table_names) >= TABLES
     finally:
@@ -63,7 +63,7 @@ async def test_start_and_stop_are_idempotent(db_url: str) -> None:
     with pytest.raises(StorageError):
         db.engine  # noqa: B018 - the property access is what is tested
     await db.start()
-    assert await db.revision() == "0001"
+    assert await db.revision() == "0002"
     await db.stop()
 
 
@@ -87,15 +87,6 @@ async def test_unreachable_database_raises_storage_error_without_password() -> N
         await db.start()
     assert "s3cret" not in str(caught.value)
     assert not db.running
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def fresh_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database of each dialect that the test may migrate up and down."""
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
-    url: str = request.getfixturevalue("fresh_pg_url")
-    return url
 
 
 async def _alembic(*args: str) -> str:
@@ -128,12 +119,26 @@ async def test_alembic_command_line_upgrades_and_downgrades(fresh_db_url: str) -
     await _alembic("-x", f"url={fresh_db_url}", "upgrade", "head")
     assert await _tables_without_migrating(fresh_db_url) >= TABLES
     async with Database(fresh_db_url) as db:
-        assert await db.revision() == "0001"
+        assert await db.revision() == "0002"
 
     await _alembic("-x", f"url={fresh_db_url}", "downgrade", "base")
     assert not TABLES & await _tables_without_migrating(fresh_db_url)
 
     async with Database(fresh_db_url) as db:  # start-up migrates the emptied database
-        assert await db.revision() == "0001"
+        assert await db.revision() == "0002"
         async with db.engine.connect() as conn:
             assert await conn.run_sync(_schema_diff) == []
+
+
+async def test_unknown_revision_fails_start_up(db_url: str) -> None:
+    """A database migrated by a newer version of cotiza is refused with StorageError."""
+    async with Database(db_url) as db, db.engine.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    try:
+        with pytest.raises(StorageError, match="9999"):
+            await Database(db_url).start()
+    finally:
+        engine = create_async_engine(db_url)
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = '0002'"))
+        await engine.dispose()

@@ -13,7 +13,7 @@ from cotiza.settings import Settings
 from cotiza.storage.database import Database
 from cotiza.storage.demo import DAY, backfill_demo_history
 from cotiza.storage.repository import Repository
-from cotiza.storage.tables import ratio_hours, ratio_minutes, ratio_samples
+from cotiza.storage.tables import ratio_days, ratio_hours, ratio_minutes, ratio_samples
 from cotiza.storage.writer import Writer
 
 NOW = 1_700_000_000.0
@@ -48,12 +48,12 @@ async def test_backfill_writes_consistent_samples_and_aggregates(database: Datab
     assert await _scalar(database, select(func.max(s.asof))) < NOW
     assert await _scalar(database, select(func.min(s.asof))) >= NOW - 2 * DAY
 
-    for table in (ratio_minutes, ratio_hours):
-        assert await _scalar(database, select(func.sum(table.c.n))) == written
     total = await _scalar(database, select(func.sum(s.mid_ratio)))
-    assert await _scalar(database, select(func.sum(ratio_hours.c.total))) == pytest.approx(
-        total, rel=1e-9
-    )
+    for table in (ratio_minutes, ratio_hours, ratio_days):
+        assert await _scalar(database, select(func.sum(table.c.n))) == written
+        assert await _scalar(database, select(func.sum(table.c.total))) == pytest.approx(
+            total, rel=1e-9
+        )
     rows = await Repository(database).window_stats(NOW - 2 * DAY, NOW + 60)
     for pair in pairs:
         stats = rows[pair.id]
@@ -91,9 +91,9 @@ async def test_backfill_skips_pairs_with_history_and_joins_recent_samples(
     assert counts[old.id] == (1, NOW - 3 * DAY)
     assert counts[live.id] == (1441, NOW - 3600 + 30)
     assert unknown.id not in counts
-    # Every minute and hour bucket agrees with the samples, including the bucket shared
-    # by the live sample and the simulated ones just before it.
-    for size, table in ((60, ratio_minutes), (3600, ratio_hours)):
+    # Every minute, hour and day bucket agrees with the samples, including the buckets
+    # shared by the live sample and the simulated ones just before it.
+    for size, table in ((60, ratio_minutes), (3600, ratio_hours), (DAY, ratio_days)):
         bucket = (
             func.floor(ratio_samples.c.asof / size)
             if database.dialect == "postgresql"

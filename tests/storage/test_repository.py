@@ -14,7 +14,7 @@ from cotiza.models import Quote, RatioSample
 from cotiza.settings import Settings
 from cotiza.storage.database import Database
 from cotiza.storage.repository import HISTORY_FIELDS, Repository
-from cotiza.storage.tables import ratio_hours, ratio_minutes, ratio_samples, ticks
+from cotiza.storage.tables import ratio_days, ratio_hours, ratio_minutes, ratio_samples, ticks
 from cotiza.storage.writer import Writer
 
 AL30 = "MERV - XMEV - AL30 - 24hs"
@@ -120,7 +120,7 @@ async def test_delete_pair_removes_its_samples_and_aggregates(
     writer: Writer,
     make_sample: Callable[..., RatioSample],
 ) -> None:
-    """Deleting a pair deletes its samples and its minute and hour buckets, not others'."""
+    """Deleting a pair deletes its samples and its aggregate buckets, not others'."""
     gone = await repo.create_pair(AL30, AL30D)
     kept = await repo.create_pair(GD30, GD30D)
     await _store(
@@ -128,7 +128,7 @@ async def test_delete_pair_removes_its_samples_and_aggregates(
         [make_sample(p.id, T0 + i * 10, 1.0 + i) for p in (gone, kept) for i in range(12)],
     )
     await repo.delete_pair(gone.id)
-    for table in (ratio_samples, ratio_minutes, ratio_hours):
+    for table in (ratio_samples, ratio_minutes, ratio_hours, ratio_days):
         async with database.engine.connect() as conn:
             pair_ids = set((await conn.execute(select(table.c.pair_id))).scalars())
         assert pair_ids == {kept.id}
@@ -223,14 +223,14 @@ async def test_newest_sample_asof(
     assert await repo.newest_sample_asof() == T0 + 50
 
 
-async def test_purge_before_keeps_hours(
+async def test_purge_before_keeps_hours_and_days(
     repo: Repository,
     database: Database,
     writer: Writer,
     make_sample: Callable[..., RatioSample],
     make_quote: Callable[..., Quote],
 ) -> None:
-    """purge_before deletes old samples, ticks and minute buckets but keeps hour buckets."""
+    """purge_before deletes old samples, ticks and minute buckets; hours and days stay."""
     pair = await repo.create_pair(AL30, AL30D)
     for i in range(6):
         writer.submit_tick(make_quote(AL30, T0 + i * 60))
@@ -241,3 +241,4 @@ async def test_purge_before_keeps_hours(
     assert await _count(database, ticks) == 3
     assert await _count(database, ratio_minutes) == 3
     assert await _count(database, ratio_hours) == 1
+    assert await _count(database, ratio_days) == 1

@@ -17,7 +17,7 @@ from cotiza.models import Quote, RatioSample, WindowStats
 from cotiza.settings import Settings
 from cotiza.storage.database import Database
 from cotiza.storage.repository import Repository
-from cotiza.storage.tables import ratio_hours, ratio_minutes, ratio_samples, ticks
+from cotiza.storage.tables import ratio_days, ratio_hours, ratio_minutes, ratio_samples, ticks
 from cotiza.storage.writer import Writer, WriterStats, backoff_delay
 
 T0 = 1_700_002_800.0  # a whole hour
@@ -101,7 +101,7 @@ async def test_aggregates_and_window_stats_match_python(
     make_settings: Callable[..., Settings],
     make_sample: Callable[..., RatioSample],
 ) -> None:
-    """Minute and hour buckets and window_stats equal sums computed from the same samples."""
+    """Minute, hour and day buckets and window_stats equal sums over the same samples."""
     rng = random.Random(7)
     samples = [
         make_sample(
@@ -122,6 +122,7 @@ async def test_aggregates_and_window_stats_match_python(
 
     _assert_buckets_equal(await _buckets(database, ratio_minutes), _expected_buckets(samples, 60))
     _assert_buckets_equal(await _buckets(database, ratio_hours), _expected_buckets(samples, 3600))
+    _assert_buckets_equal(await _buckets(database, ratio_days), _expected_buckets(samples, 86400))
 
     repo = Repository(database)
     windows = [

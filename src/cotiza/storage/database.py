@@ -11,6 +11,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -114,7 +115,8 @@ class Database:
         try:
             async with engine.begin() as conn:
                 await conn.run_sync(self._upgrade)
-        except (SQLAlchemyError, OSError) as exc:
+        except (SQLAlchemyError, OSError, CommandError) as exc:
+            # CommandError: e.g. the database is at a revision this version does not know.
             await engine.dispose()
             raise StorageError(
                 f"cannot open and migrate {self.url}: {describe_error(exc)}"

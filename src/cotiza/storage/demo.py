@@ -15,13 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cotiza.errors import InvalidRequestError
 from cotiza.models import RatioPair
+from cotiza.storage.aggregates import DAY, LEVELS, MINUTE, merge_statement
 from cotiza.storage.database import Database
-from cotiza.storage.tables import RATIO_FIELDS, ratio_hours, ratio_minutes, ratio_samples
-from cotiza.storage.writer import HOUR, MINUTE, merge_statement
+from cotiza.storage.tables import RATIO_FIELDS, ratio_samples
 
 logger = logging.getLogger(__name__)
 
-DAY = 86_400
 _CHUNK = 20_000
 COLUMNS = ("pair_id", "asof", *RATIO_FIELDS)
 _BAND_WIDTH = 1.5
@@ -149,27 +148,38 @@ async def backfill_demo_history(
         rows = simulate_rows(pair.id, level, first, end, step, rng)
         async with database.engine.begin() as conn:
             written += await _insert_rows(conn, rows)
-            for size, table in ((MINUTE, ratio_minutes), (HOUR, ratio_hours)):
+            for size, table in LEVELS:
                 source = _aggregate_samples(conn.dialect.name, size, field, pair.id, first, end)
                 await conn.execute(merge_statement(table, conn.dialect.name, source))
     return written
 
 
 async def _insert_rows(conn: AsyncConnection, rows: Iterator[tuple[float | None, ...]]) -> int:
-    """Insert in large executemany chunks straight through the driver (several times
-    faster than per-row SQLAlchemy parameter processing for hundreds of thousands of rows).
+    """Insert in large chunks straight through the driver.
+
+    Per-row SQLAlchemy parameter processing would dominate for hundreds of thousands of
+    rows: SQLite gets a plain executemany, PostgreSQL one INSERT ... SELECT FROM unnest()
+    of column arrays per chunk (asyncpg's executemany is a round trip per row).
     """
-    paramstyle = conn.dialect.paramstyle
-    if paramstyle == "qmark":
-        marks = ", ".join("?" for _ in COLUMNS)
-    elif paramstyle == "numeric_dollar":
-        marks = ", ".join(f"${i}" for i in range(1, len(COLUMNS) + 1))
+    names = ", ".join(COLUMNS)
+    dialect = conn.dialect.name
+    if dialect == "postgresql" and conn.dialect.paramstyle == "numeric_dollar":
+        arrays = ", ".join(
+            f"${i}::{'int4' if name == 'pair_id' else 'float8'}[]"
+            for i, name in enumerate(COLUMNS, start=1)
+        )
+        sql = f"INSERT INTO ratio_samples ({names}) SELECT * FROM unnest({arrays})"
+    elif dialect == "sqlite" and conn.dialect.paramstyle == "qmark":
+        sql = f"INSERT INTO ratio_samples ({names}) VALUES ({', '.join('?' for _ in COLUMNS)})"
     else:
-        marks = ""
-    sql = f"INSERT INTO ratio_samples ({', '.join(COLUMNS)}) VALUES ({marks})"
+        sql = ""
     written = 0
     while chunk := list(itertools.islice(rows, _CHUNK)):
-        if marks:
+        if dialect == "postgresql" and sql:
+            await conn.exec_driver_sql(
+                sql, tuple(list(column) for column in zip(*chunk, strict=True))
+            )
+        elif sql:
             await conn.exec_driver_sql(sql, chunk)
         else:
             await conn.execute(

@@ -11,8 +11,6 @@ from typing import Any
 from sqlalchemy import (
     Float,
     Integer,
-    Select,
-    Table,
     and_,
     cast,
     delete,
@@ -20,7 +18,7 @@ from sqlalchemy import (
     insert,
     literal,
     select,
-    union_all,
+    text,
     update,
 )
 from sqlalchemy.engine import RowMapping
@@ -30,16 +28,17 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from cotiza.errors import ConflictError, InvalidRequestError, NotFoundError, StorageError
 from cotiza.models import Indicators, RatioPair, RatioSample, RatioValues, WindowStats
+from cotiza.storage.aggregates import MINUTE, Range, cover, merge_totals, range_totals
 from cotiza.storage.database import Database, describe_error
 from cotiza.storage.tables import (
     RATIO_FIELDS,
+    ratio_days,
     ratio_hours,
     ratio_minutes,
     ratio_pairs,
     ratio_samples,
     ticks,
 )
-from cotiza.storage.writer import HOUR, MINUTE
 
 HISTORY_FIELDS = (
     "bid_ratio",
@@ -51,6 +50,8 @@ HISTORY_FIELDS = (
     "sma180_mid",
 )
 _VALUE_FIELDS = ("bid_ratio", "ask_ratio", "mid_ratio", "last_ratio")
+# Bucket ranges per query (at most five per window): SQLite allows 500 UNION ALL terms.
+_MAX_UNION = 400
 
 _PAIR_COLUMNS = (
     ratio_pairs.c.id,
@@ -91,10 +92,6 @@ def _check_factor(factor: float) -> None:
 
 def _ceil(value: float, size: int) -> int:
     return math.ceil(value / size) * size
-
-
-def _floor(value: float, size: int) -> int:
-    return math.floor(value / size) * size
 
 
 class Repository:
@@ -202,7 +199,7 @@ class Repository:
         """Delete a pair with its samples and aggregates."""
         async with self._begin() as conn:
             await self._get_pair(conn, pair_id)
-            for table in (ratio_minutes, ratio_hours, ratio_samples):
+            for table in (ratio_minutes, ratio_hours, ratio_days, ratio_samples):
                 await conn.execute(delete(table).where(table.c.pair_id == pair_id))
             await conn.execute(delete(ratio_pairs).where(ratio_pairs.c.id == pair_id))
 
@@ -270,35 +267,49 @@ class Repository:
     async def window_stats(self, start: float, end: float) -> dict[int, WindowStats]:
         """Aggregate of the dashboard field per pair over the minutes starting in [start, end).
 
-        Whole hours come from ``ratio_hours`` and the partial hours at the edges from
-        ``ratio_minutes``, so the cost does not depend on the number of samples.
+        Whole days come from ``ratio_days``, whole hours at the day edges from
+        ``ratio_hours`` and the minutes at the hour edges from ``ratio_minutes``, so the
+        cost does not depend on the number of samples.
         """
-        first_minute, end_minute = _ceil(start, MINUTE), _ceil(end, MINUTE)
-        if end_minute <= first_minute:
-            return {}
-        first_hour, end_hour = _ceil(first_minute, HOUR), _floor(end_minute, HOUR)
-        parts = []
-        if first_hour < end_hour:
-            parts.append(_bucket_range(ratio_hours, first_hour, end_hour))
-            parts.append(_bucket_range(ratio_minutes, first_minute, first_hour))
-            parts.append(_bucket_range(ratio_minutes, end_hour, end_minute))
-        else:
-            parts.append(_bucket_range(ratio_minutes, first_minute, end_minute))
-        combined = union_all(*parts).subquery()
-        query = select(
-            combined.c.pair_id,
-            func.sum(combined.c.n),
-            func.sum(combined.c.total),
-            func.min(combined.c.minimum),
-            func.max(combined.c.maximum),
-        ).group_by(combined.c.pair_id)
+        return (await self.window_stats_many([("window", start, end)]))["window"]
+
+    async def window_stats_many(
+        self, windows: Sequence[tuple[str, float, float]]
+    ) -> dict[str, dict[int, WindowStats]]:
+        """``window_stats`` of every ``(name, start, end)`` window, with one query.
+
+        Each distinct bucket range is summed per pair once, even when several windows
+        share it (the ranges ending now, for instance), in one UNION ALL query; the
+        windows are then put together from their ranges. Every name is in the result,
+        with an empty mapping when its window has no data.
+        """
+        result: dict[str, dict[int, WindowStats]] = {}
+        ranges: dict[Range, int] = {}
+        members: list[tuple[str, list[int]]] = []
+        for name, start, end in windows:
+            if name in result:
+                raise InvalidRequestError(f"duplicate window name {name!r}")
+            result[name] = {}
+            covered = cover(_ceil(start, MINUTE), _ceil(end, MINUTE))
+            members.append((name, [ranges.setdefault(key, len(ranges)) for key in covered]))
+        if not ranges:
+            return result
+        keys = list(ranges)
+        totals: list[dict[int, WindowStats]] = [{} for _ in keys]
         async with self._begin() as conn:
-            rows = (await conn.execute(query)).all()
-        return {
-            row[0]: WindowStats(int(row[1]), float(row[2]), row[3], row[4])
-            for row in rows
-            if row[1]
-        }
+            if conn.dialect.name == "postgresql":
+                # The planner runs a long UNION ALL on parallel workers, whose start-up
+                # costs far more than the few thousand rows read here.
+                await conn.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+            for offset in range(0, len(keys), _MAX_UNION):
+                statement, params = range_totals(keys[offset : offset + _MAX_UNION])
+                for index, pair_id, n, total, low, high in await conn.execute(statement, params):
+                    if n:
+                        stats = WindowStats(int(n), float(total), low, high)
+                        totals[offset + index][pair_id] = stats
+        for name, indices in members:
+            result[name] = merge_totals(totals[index] for index in indices)
+        return result
 
     async def history(
         self,
@@ -376,7 +387,7 @@ class Repository:
         return None if value is None else float(value)
 
     async def purge_before(self, ts: float) -> int:
-        """Delete samples, ticks and minute buckets older than ``ts``; hours are kept."""
+        """Delete samples, ticks and minute buckets older than ``ts``; hours and days are kept."""
         # Naming the pairs lets the (pair_id, asof) index serve the sample deletion.
         pair_ids = select(ratio_pairs.c.id)
         statements = (
@@ -392,9 +403,3 @@ class Repository:
                 result = await conn.execute(statement)
                 deleted += max(result.rowcount, 0)
         return deleted
-
-
-def _bucket_range(table: Table, lower: int, upper: int) -> Select[Any]:
-    return select(
-        table.c.pair_id, table.c.n, table.c.total, table.c.minimum, table.c.maximum
-    ).where(table.c.bucket >= lower, table.c.bucket < upper)

@@ -61,32 +61,29 @@ ratio_samples = Table(
     Index("ix_ratio_samples_pair_asof", "pair_id", "asof"),
 )
 
-# Per-minute and per-hour aggregates of the dashboard ratio field, kept up to date as
-# samples are written so that a 30-day dashboard never scans raw samples.
-# ``bucket`` is the epoch second at which the bucket starts.
-ratio_minutes = Table(
-    "ratio_minutes",
-    metadata,
-    Column("pair_id", Integer, ForeignKey("ratio_pairs.id", ondelete="CASCADE"), primary_key=True),
-    Column("bucket", BigInteger, primary_key=True),
-    Column("n", Integer, nullable=False),
-    Column("total", Float, nullable=False),
-    Column("minimum", Float, nullable=False),
-    Column("maximum", Float, nullable=False),
-    Index("ix_ratio_minutes_bucket", "bucket"),
-)
 
-ratio_hours = Table(
-    "ratio_hours",
-    metadata,
-    Column("pair_id", Integer, ForeignKey("ratio_pairs.id", ondelete="CASCADE"), primary_key=True),
-    Column("bucket", BigInteger, primary_key=True),
-    Column("n", Integer, nullable=False),
-    Column("total", Float, nullable=False),
-    Column("minimum", Float, nullable=False),
-    Column("maximum", Float, nullable=False),
-    Index("ix_ratio_hours_bucket", "bucket"),
-)
+def _aggregate_table(name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column(
+            "pair_id", Integer, ForeignKey("ratio_pairs.id", ondelete="CASCADE"), primary_key=True
+        ),
+        Column("bucket", BigInteger, primary_key=True),
+        Column("n", Integer, nullable=False),
+        Column("total", Float, nullable=False),
+        Column("minimum", Float, nullable=False),
+        Column("maximum", Float, nullable=False),
+        Index(f"ix_{name}_bucket", "bucket"),
+    )
+
+
+# Per-minute, per-hour and per-day (UTC) aggregates of the dashboard ratio field, kept up
+# to date as samples are written so that a 30-day dashboard never scans raw samples.
+# ``bucket`` is the epoch second at which the bucket starts.
+ratio_minutes = _aggregate_table("ratio_minutes")
+ratio_hours = _aggregate_table("ratio_hours")
+ratio_days = _aggregate_table("ratio_days")
 
 ticks = Table(
     "ticks",
@@ -109,4 +106,4 @@ ticks = Table(
 )
 
 RATIO_FIELDS = _RATIO_FIELDS
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"

@@ -9,119 +9,28 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, Table, func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cotiza.errors import StorageError
 from cotiza.models import Quote, RatioSample
 from cotiza.settings import Settings
+from cotiza.storage.aggregates import write_aggregates
 from cotiza.storage.database import Database, describe_error
-from cotiza.storage.tables import ratio_hours, ratio_minutes, ratio_pairs, ratio_samples, ticks
+from cotiza.storage.tables import ratio_pairs, ratio_samples, ticks
 
 logger = logging.getLogger(__name__)
 
-MINUTE = 60
-HOUR = 3600
 _DROP_LOG_INTERVAL = 10.0
 
 Item = Quote | RatioSample
 
 
-# --- aggregation (shared with the demo backfill) ---------------------------------------
-
-
-@dataclass(slots=True)
-class Bucket:
-    """Count, sum, minimum and maximum of one ratio field within one time bucket."""
-
-    n: int
-    total: float
-    minimum: float
-    maximum: float
-
-    def add(self, value: float) -> None:
-        self.n += 1
-        self.total += value
-        self.minimum = min(self.minimum, value)
-        self.maximum = max(self.maximum, value)
-
-
-BucketMap = dict[tuple[int, int], Bucket]
-
-
-def accumulate(
-    buckets: BucketMap, pair_id: int, asof: float, value: float | None, size: int
-) -> None:
-    """Add ``value`` to the bucket of ``size`` seconds containing ``asof``; skip non-numbers."""
-    if value is None or not math.isfinite(value):
-        return
-    key = (pair_id, int(asof // size) * size)
-    found = buckets.get(key)
-    if found is None:
-        buckets[key] = Bucket(1, value, value, value)
-    else:
-        found.add(value)
-
-
-def merge_statement(table: Table, dialect: str, source: Select[Any] | None = None) -> Any:
-    """INSERT ... ON CONFLICT DO UPDATE that adds into existing buckets of ``table``.
-
-    Without ``source`` it takes executemany parameters; with it, the rows of that SELECT
-    (columns pair_id, bucket, n, total, minimum, maximum).
-    """
-    columns = ["pair_id", "bucket", "n", "total", "minimum", "maximum"]
-    if dialect == "postgresql":
-        pg = postgresql.insert(table)
-        if source is not None:
-            pg = pg.from_select(columns, source)
-        return pg.on_conflict_do_update(
-            index_elements=[table.c.pair_id, table.c.bucket],
-            set_={
-                "n": table.c.n + pg.excluded.n,
-                "total": table.c.total + pg.excluded.total,
-                "minimum": func.least(table.c.minimum, pg.excluded.minimum),
-                "maximum": func.greatest(table.c.maximum, pg.excluded.maximum),
-            },
-        )
-    if dialect == "sqlite":
-        lite = sqlite.insert(table)
-        if source is not None:
-            lite = lite.from_select(columns, source)
-        # SQLite's two-argument min()/max() are scalar functions, not aggregates.
-        return lite.on_conflict_do_update(
-            index_elements=[table.c.pair_id, table.c.bucket],
-            set_={
-                "n": table.c.n + lite.excluded.n,
-                "total": table.c.total + lite.excluded.total,
-                "minimum": func.min(table.c.minimum, lite.excluded.minimum),
-                "maximum": func.max(table.c.maximum, lite.excluded.maximum),
-            },
-        )
-    raise StorageError(f"unsupported database dialect {dialect!r}")
-
-
-async def upsert_buckets(conn: AsyncConnection, table: Table, buckets: BucketMap) -> None:
-    """Merge pre-aggregated buckets into ``table`` with one INSERT ... ON CONFLICT statement."""
-    if not buckets:
-        return
-    # Sorted keys keep the lock order stable between concurrent writers.
-    rows = [
-        {
-            "pair_id": pair_id,
-            "bucket": bucket,
-            "n": agg.n,
-            "total": agg.total,
-            "minimum": agg.minimum,
-            "maximum": agg.maximum,
-        }
-        for (pair_id, bucket), agg in sorted(buckets.items())
-    ]
-    await conn.execute(merge_statement(table, conn.dialect.name), rows)
+# --- helpers ---------------------------------------------------------------------------
 
 
 def tick_row(quote: Quote) -> dict[str, Any]:
@@ -182,6 +91,7 @@ class Writer:
         self._completed = 0
         self._flush_waiters = 0
         self._stopping = False
+        self._crashed = False
         self._task: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
         self._interrupt = asyncio.Event()
@@ -192,7 +102,7 @@ class Writer:
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._task is not None and not self._task.done() and not self._crashed
 
     @property
     def stats(self) -> WriterStats:
@@ -205,7 +115,9 @@ class Writer:
         """Queue a tick without waiting; ``False`` when it was dropped."""
         if not self._store_ticks:
             return True
-        if self._stopping or self._queue.qsize() >= self._tick_limit:
+        if self._stopping:
+            return False  # shutting down: late ticks are expected and not an overflow
+        if self._queue.qsize() >= self._tick_limit:
             self._count_drop()
             return False
         self._queue.put_nowait(quote)
@@ -242,6 +154,7 @@ class Writer:
         if self.running:
             return
         self._stopping = False
+        self._crashed = False
         self._interrupt.clear()
         self._task = asyncio.create_task(self._run(), name="storage-writer")
 
@@ -315,8 +228,11 @@ class Writer:
                 self._stats.retries += 1
         except asyncio.CancelledError:
             raise
-        except Exception:  # task boundary: log, then the writer is reported as not running
+        except Exception:  # task boundary: log, report not running, release waiters
             logger.exception("the storage writer crashed")
+            self._crashed = True
+            async with self._progress:
+                self._progress.notify_all()
 
     async def _collect(self) -> None:
         """Fill the batch: up to the batch size, waiting at most the flush interval."""
@@ -422,17 +338,3 @@ class Writer:
             sorted(wanted - known),
         )
         return kept
-
-
-async def write_aggregates(
-    conn: AsyncConnection, samples: Iterable[RatioSample], field: str
-) -> None:
-    """Merge the minute and hour aggregates of ``field`` over ``samples``."""
-    minutes: BucketMap = {}
-    hours: BucketMap = {}
-    for sample in samples:
-        value = getattr(sample.values, field)
-        accumulate(minutes, sample.pair_id, sample.asof, value, MINUTE)
-        accumulate(hours, sample.pair_id, sample.asof, value, HOUR)
-    await upsert_buckets(conn, ratio_minutes, minutes)
-    await upsert_buckets(conn, ratio_hours, hours)
