@@ -28,6 +28,9 @@ class QuoteCache:
         self.updates = 0
         self.first_update_at: float | None = None
         self.last_update_at: float | None = None
+        self._second = 0
+        self._second_count = 0
+        self._previous_second_count = 0
 
     def add_listener(self, listener: QuoteListener) -> None:
         self._listeners.append(listener)
@@ -40,6 +43,13 @@ class QuoteCache:
         """Store ``quote`` as the latest of its symbol and notify every listener."""
         self._quotes[quote.symbol] = quote
         self.updates += 1
+        second = int(quote.recv_ts)
+        if second != self._second:
+            adjacent = second == self._second + 1
+            self._previous_second_count = self._second_count if adjacent else 0
+            self._second = second
+            self._second_count = 0
+        self._second_count += 1
         self.last_update_at = quote.recv_ts
         if self.first_update_at is None:
             self.first_update_at = quote.recv_ts
@@ -49,6 +59,15 @@ class QuoteCache:
             except Exception:
                 # A broken listener must not stop the feed; it is a bug worth a traceback.
                 log.exception("quote listener %r failed", listener)
+
+    def tick_rate(self, now: float | None = None) -> int:
+        """Quotes received during the last complete second."""
+        second = int(now or time.time())
+        if second == self._second + 1:
+            return self._second_count
+        if second == self._second:
+            return self._previous_second_count
+        return 0
 
     def get(self, symbol: str) -> Quote | None:
         return self._quotes.get(symbol)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -280,3 +281,17 @@ async def test_dead_worker_makes_the_service_unhealthy(
         assert livez.status_code == 503
         assert livez.json()["status"] == "fail"
         assert (await http.get("/cotizaciones/health")).status_code == 200
+
+
+async def test_metrics_report_the_tick_rate(service) -> None:
+    """The tick-rate gauge reports the simulator's rate, not zero, while the feed runs."""
+    deadline = asyncio.get_running_loop().time() + 5
+    rate = 0.0
+    async with service.http() as http:
+        while rate == 0 and asyncio.get_running_loop().time() < deadline:
+            text = (await http.get("/metrics")).text
+            line = next(x for x in text.splitlines() if x.startswith("cotiza_tick_rate "))
+            rate = float(line.split()[1])
+            await asyncio.sleep(0.2)
+    settings_rate = service.settings.sim_ticks_per_second
+    assert 0.3 * settings_rate <= rate <= 3 * settings_rate
