@@ -87,7 +87,8 @@ async def main(args: argparse.Namespace) -> None:
         assert result["count"] == args.pairs
         ours = await timed("dashboard (aggregates)", args.runs, lambda: query(now))
         raw = await timed(
-            "baseline: same windows over raw", max(3, args.runs // 5),
+            "baseline: same windows over raw",
+            max(3, args.runs // 5),
             lambda: raw_dashboard(database, calendar, now),
         )
         median = statistics.median(ours)

@@ -12,7 +12,6 @@ delivered messages/s for both and the ratio ours/reference.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import tempfile
 import time
 from pathlib import Path
@@ -61,7 +60,12 @@ def main() -> None:
 
     print(f"phase 1: {args.clients} clients x {args.rate:g} msg/s each, {args.duration:g} s")
     ours = measure(
-        cotiza_server(tmp, **ours_env), "/ws/cotizaciones", args.clients, args.duration, SUBSCRIBE, 1
+        cotiza_server(tmp, **ours_env),
+        "/ws/cotizaciones",
+        args.clients,
+        args.duration,
+        SUBSCRIBE,
+        1,
     )
     ref = measure(reference_server(args.rate), "/", args.clients, args.duration, None, 1)
     print(line("cotiza", *ours))

@@ -70,7 +70,9 @@ def main() -> None:
             )
         ours = rows[0][3]
         verdict = "met" if ours <= 40 else "NOT met"
-        print(f"  target <= 40 KB (stretch 20 KB): {verdict}; ours/reference {ours / rows[1][3]:.2f}")
+        print(
+            f"  target <= 40 KB (stretch 20 KB): {verdict}; ours/reference {ours / rows[1][3]:.2f}"
+        )
 
 
 if __name__ == "__main__":

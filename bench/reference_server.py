@@ -14,7 +14,7 @@ import orjson
 import uvloop
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
-from cotiza.feeds.sim import SimMarket, SimFeed
+from cotiza.feeds.sim import SimFeed, SimMarket
 from cotiza.settings import Settings
 
 

@@ -11,7 +11,6 @@ being reset. Targets: p99 rises by <= 10 ms; sockets gone within 5 s.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import json
 import os
@@ -40,8 +39,11 @@ def stalled_socket(port: int) -> socket.socket:
     sock.connect(("127.0.0.1", port))
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
-        f"GET /ws/cotizaciones HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        (
+            f"GET /ws/cotizaciones HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
     )
     response = b""
     while b"\r\n\r\n" not in response:
@@ -105,9 +107,7 @@ def main() -> None:
         resets: list[list[float]] = [[] for _ in socks]
         # Reading only starts after a judgement, so the reader itself can't unstall them.
         watchers = []
-        with_stalled = uvloop.run(
-            swarm(url, args.clients - args.stalled, args.duration, SUBSCRIBE)
-        )
+        with_stalled = uvloop.run(swarm(url, args.clients - args.stalled, args.duration, SUBSCRIBE))
         poller.join()
         for sock, out in zip(socks, resets, strict=True):
             t = threading.Thread(target=watch_reset, args=(sock, out))

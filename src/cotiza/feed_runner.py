@@ -56,6 +56,12 @@ class FeedRunner:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    @property
+    def feed_down(self) -> bool:
+        """True while the feed has lost its upstream (reconnecting or failed): quotes are stale."""
+        feed = self.feed
+        return feed is not None and feed.state in (FeedState.RECONNECTING, FeedState.FAILED)
+
     def configured_instruments(self) -> list[str]:
         if self.settings.feed_instruments:
             return list(self.settings.feed_instruments)
@@ -172,4 +178,7 @@ class FeedRunner:
             "frames": feed.stats.frames if feed else 0,
             "quotes": feed.stats.quotes if feed else 0,
             "reconnects": feed.stats.reconnects if feed else 0,
+            "errors": feed.stats.errors if feed else 0,
+            "last_feed_error": feed.stats.last_error if feed else None,
+            "counters": dict(feed.stats.extra) if feed else {},
         }

@@ -47,6 +47,7 @@ class ServiceCollector(Collector):
             "websocket_slow_consumers", "Clients disconnected as slow consumers", hub.slow_consumers
         )
         yield counter("ticks", "Quotes applied to the cache", s.cache.updates)
+        yield gauge("tick_rate", "Quotes received in the last complete second", s.cache.tick_rate())
         yield counter("ratio_samples", "Ratio samples taken", s.ratios.samples_taken)
         yield counter("ratio_publishes", "Live ratio pushes computed", s.ratios.publishes)
         w = s.writer.stats
@@ -58,6 +59,15 @@ class ServiceCollector(Collector):
         yield counter("samples_written", "Ratio samples stored", w.written_samples)
         yield gauge("event_loop_lag_seconds", "Worst recent event-loop lag", s.lag.current())
         yield gauge("feed_up", "1 while the feed runs", 1.0 if s.feed.running else 0.0)
+        feed = s.feed.feed
+        if feed is not None:
+            connected = 1.0 if feed.state.value == "connected" else 0.0
+            yield gauge("feed_connected", "1 while the feed is connected upstream", connected)
+            stats = feed.stats
+            yield counter("feed_frames", "Raw frames received from the feed", stats.frames)
+            yield counter("feed_quotes", "Quotes the feed delivered", stats.quotes)
+            yield counter("feed_errors", "Error frames, bad frames and losses", stats.errors)
+            yield counter("feed_reconnects", "Reconnection attempts of the feed", stats.reconnects)
         last = s.cache.last_update_at
         if last is not None:
             yield gauge(

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -42,6 +43,8 @@ from cotiza.models import Quote
 from cotiza.settings import Settings
 
 log = logging.getLogger(__name__)
+# The socket's own logger: at DEBUG it would print handshake headers, the token among them.
+_ws_log = logging.getLogger(__name__ + ".websocket")
 
 ENVIRONMENTS = {
     "remarket": "https://api.remarkets.primary.com.ar/",
@@ -81,9 +84,14 @@ class PrimaryFeed(Feed):
     name: ClassVar[str] = "primary"
 
     def __init__(self, settings: Settings, *, rng: random.Random | None = None) -> None:
+        # Set before the base initialiser, whose first state assignment records itself.
+        self.transitions: deque[tuple[float, FeedState]] = deque(maxlen=100)
+        self._state_changed = asyncio.Event()
         super().__init__(settings)
         self.rest_url, self.ws_url = resolve_endpoints(settings.primary_env)
         self.calendar = MarketCalendar.from_settings(settings)
+        if _ws_log.getEffectiveLevel() < logging.INFO:
+            _ws_log.setLevel(logging.INFO)
         self._rng = rng or random.Random()
         self._desired: dict[str, None] = {}
         self._catalogue: list[str] = []
@@ -91,12 +99,31 @@ class PrimaryFeed(Feed):
         self._ws: ClientConnection | None = None
         self._handshake_rejections = 0
         self.connected_at: float | None = None  # wall clock of the current connection
+        self._connected_mono: float | None = None
         self.disconnected_at: float | None = None  # wall clock of the last loss
         self.last_loss: str | None = None
         for key in ("auth_requests", "subscriptions_sent", "pong_timeouts", "silences"):
             self.stats.extra.setdefault(key, 0.0)
 
     # -- public -----------------------------------------------------------------------
+
+    @property
+    def state(self) -> FeedState:
+        return self._state
+
+    @state.setter
+    def state(self, value: FeedState) -> None:
+        self._state = value
+        self.transitions.append((time.monotonic(), value))
+        changed, self._state_changed = self._state_changed, asyncio.Event()
+        changed.set()
+
+    async def wait_for_state(self, *states: FeedState, timeout: float = 5.0) -> FeedState:
+        """Wait until the feed is in one of ``states``; TimeoutError after ``timeout``."""
+        async with asyncio.timeout(timeout):
+            while self._state not in states:
+                await self._state_changed.wait()
+        return self._state
 
     def catalogue(self) -> list[str]:
         """Symbols listed by Primary's REST catalogue, once the feed has fetched it."""
@@ -121,6 +148,8 @@ class PrimaryFeed(Feed):
             self.state = FeedState.FAILED
             raise FatalFeedError("PRIMARY_USER and PRIMARY_PASSWORD are required for FEED=primary")
         self._desired = dict.fromkeys(instruments)
+        if not self._desired:
+            log.warning("primary feed has no instruments to subscribe; set FEED_INSTRUMENTS")
         applier = FrameApplier(sink, self.stats)
         delays = self._new_backoff()
         self.state = FeedState.CONNECTING
@@ -150,9 +179,9 @@ class PrimaryFeed(Feed):
         return backoff_delays(s.primary_backoff_base, s.primary_backoff_cap, rng=self._rng)
 
     def _was_stable(self) -> bool:
-        if self.connected_at is None:
+        if self._connected_mono is None:
             return False
-        return time.time() - self.connected_at >= self.settings.primary_stable_after
+        return time.monotonic() - self._connected_mono >= self.settings.primary_stable_after
 
     async def _connect_once(self, http: httpx.AsyncClient, applier: FrameApplier) -> None:
         s = self.settings
@@ -169,10 +198,12 @@ class PrimaryFeed(Feed):
             max_queue=256,
             max_size=2**22,
             user_agent_header="cotiza",
+            logger=_ws_log,
         ) as ws:
             self._ws = ws
             self._handshake_rejections = 0
             self.connected_at = time.time()
+            self._connected_mono = time.monotonic()
             previous = self.state
             self.state = FeedState.CONNECTED
             if previous is FeedState.RECONNECTING:
@@ -205,7 +236,9 @@ class PrimaryFeed(Feed):
                 async with asyncio.timeout_at(last_data + silence):
                     raw = await ws.recv()
             except TimeoutError:
-                if self.calendar.is_open(time.time()):
+                # Nothing subscribed means nothing to expect; otherwise silence in session
+                # hours means a half-dead connection that neither close nor pong revealed.
+                if self._desired and self.calendar.is_open(time.time()):
                     self.stats.extra["silences"] += 1
                     raise DataSilence(f"no market data for {silence:g} s") from None
                 last_data = loop.time()  # outside the session silence is normal
@@ -247,7 +280,7 @@ class PrimaryFeed(Feed):
             self.disconnected_at = time.time()
         self.state = FeedState.RECONNECTING
         self.last_loss = reason
-        if classify(exc) is Action.RETRY and not isinstance(exc, _EXPECTED):
+        if not isinstance(exc, _EXPECTED):
             log.warning("primary feed failure, retrying", exc_info=exc)
         log.warning("primary feed lost (%s); reconnecting in %.2f s", reason, delay)
         return delay

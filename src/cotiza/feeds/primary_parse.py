@@ -87,17 +87,18 @@ def decode(raw: str | bytes) -> object:
 
 
 def _number(value: object) -> float | None:
-    kind = type(value)
-    if kind is float or kind is int:
-        number = float(value)  # type: ignore[arg-type]
-    elif kind is str:
+    kind = type(value)  # exact types: a bool is not a price
+    if kind is float:
+        return value if value - value == 0.0 else None  # type: ignore[return-value,operator]
+    if kind is int:
+        return float(value) if -1e300 < value < 1e300 else None  # type: ignore[arg-type,operator]
+    if kind is str:
         try:
             number = float(value)  # type: ignore[arg-type]
         except ValueError:
             return None
-    else:
-        return None
-    return number if math.isfinite(number) else None
+        return number if math.isfinite(number) else None
+    return None
 
 
 def _price_size(value: object) -> tuple[float | None, float | None]:
@@ -107,6 +108,9 @@ def _price_size(value: object) -> tuple[float | None, float | None]:
     if type(value) is dict:
         return _number(value.get("price")), _number(value.get("size"))
     return _number(value), None
+
+
+_NO_DATA: dict[str, Any] = {}
 
 
 def _text(value: object) -> str | None:
@@ -125,15 +129,34 @@ def parse_market_data(frame: dict[str, Any], recv_ts: float) -> Quote | Ignored:
         return Ignored("Md frame without a symbol", malformed=True)
     data = frame.get("marketData")
     if type(data) is not dict:
-        data = {}
-    bid, bid_size = _price_size(data.get("BI"))
-    offer, offer_size = _price_size(data.get("OF"))
-    last, last_size = _price_size(data.get("LA"))
-    cl = _price_size(data.get("CL"))[0]
-    op = _price_size(data.get("OP"))[0]
-    stamp = _number(frame.get("timestamp"))
-    ts_ms = int(stamp) if stamp is not None else int(recv_ts * 1000)
-    return Quote(symbol, bid, bid_size, offer, offer_size, last, last_size, cl, op, ts_ms, recv_ts)
+        data = _NO_DATA
+    # The hot path inlines the documented shapes (lists of objects for the book, an object
+    # for the last trade) and falls back to the general helpers for anything else.
+    number = _number
+    entry = data.get("BI")
+    if type(entry) is list and entry and type(level := entry[0]) is dict:
+        bid, bid_size = number(level.get("price")), number(level.get("size"))
+    else:
+        bid, bid_size = _price_size(entry)
+    entry = data.get("OF")
+    if type(entry) is list and entry and type(level := entry[0]) is dict:
+        offer, offer_size = number(level.get("price")), number(level.get("size"))
+    else:
+        offer, offer_size = _price_size(entry)
+    entry = data.get("LA")
+    if type(entry) is dict:
+        last, last_size = number(entry.get("price")), number(entry.get("size"))
+    else:
+        last, last_size = _price_size(entry)
+    entry = data.get("CL")
+    cl = number(entry.get("price")) if type(entry) is dict else _price_size(entry)[0]
+    entry = data.get("OP")
+    op = number(entry) if type(entry) is not dict else number(entry.get("price"))
+    stamp = frame.get("timestamp")
+    if type(stamp) is not int:
+        stamp = number(stamp)
+        stamp = int(stamp) if stamp is not None else int(recv_ts * 1000)
+    return Quote(symbol, bid, bid_size, offer, offer_size, last, last_size, cl, op, stamp, recv_ts)
 
 
 def parse_frame(frame: object, recv_ts: float) -> Parsed:
@@ -150,7 +173,7 @@ def parse_frame(frame: object, recv_ts: float) -> Parsed:
         description = _text(frame.get("description")) or _text(frame.get("message"))
         return ServerError(description or "error frame without a description")
     if type(kind) is not str:
-        return Ignored("frame without a type", malformed=kind is None and status is None)
+        return Ignored("frame without a string type", malformed=status is None)
     folded = kind.lower()
     if folded == "md":
         return parse_market_data(frame, recv_ts)
