@@ -12,6 +12,8 @@ import uvicorn
 
 from cotiza.api.app import Runtime, create_app
 from cotiza.hub import CLOSE_GOING_AWAY
+from cotiza.ops.sdnotify import Watchdog
+from cotiza.ops.stackdump import stack_dumps_on_signal
 from cotiza.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,7 @@ class Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, runtime: Runtime) -> None:
         super().__init__(config)
         self.runtime = runtime
+        self.watchdog = Watchdog()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
@@ -34,7 +37,13 @@ class Server(uvicorn.Server):
         # "killed by SIGTERM". A requested, completed shutdown is a success: exit 0.
         self._captured_signals.clear()
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.watchdog.start()  # systemd READY=1 and WATCHDOG=1 pings, when under systemd
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self.watchdog.stop()
         services = self.runtime.services
         if services is not None:
             services.hub.accepting = False
@@ -65,4 +74,6 @@ def serve(settings: Settings) -> None:
     """Run the service until SIGINT/SIGTERM."""
     app = create_app(settings)
     server = Server(uvicorn_config(app, settings), app.state.runtime)
-    server.run()
+    # SIGUSR1 dumps every thread's stack to RUN_DIR/stack-PID.txt (evidence of a hang).
+    with stack_dumps_on_signal(settings.run_dir):
+        server.run()

@@ -1,0 +1,1 @@
+"""Operations: diagnosis, supervision, evidence capture and alerts for a cotiza service."""
