@@ -76,6 +76,24 @@ def test_row1_sigkill_restarts_with_new_pid_and_signal_9(busy: Monitored) -> Non
     assert new != old and healthy(busy.port) and pid_gone(old)
 
 
+def test_health_detailed_shows_the_monitors_last_restarts(busy: Monitored) -> None:
+    """The service reports the monitor's recent restarts (read from its ledger) in its health."""
+    old, mark = busy.running(), time.time()
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: busy.restarts(mark), 10, "a restart")
+    busy.running()
+
+    def monitor_info() -> dict | None:
+        response = get(busy.port, "/health/detailed", timeout=3)
+        return response.json().get("monitor") if response is not None else None
+
+    monitor = wait_for(monitor_info, 10, "monitor info")
+    assert monitor["state"] is not None
+    last = monitor["restarts"][-1]
+    assert last["event"] == "restart" and last["timestamp"] >= mark
+    assert "SIGKILL" in last["reason"]
+
+
 def test_row1_pair_healthy_service_is_left_alone(calm: Monitored) -> None:
     """Row 1 pair: a healthy service probed for many intervals is never restarted."""
     pid, mark = calm.running(), time.time()

@@ -227,3 +227,44 @@ def tail(path: Path, lines: int, max_bytes: int = 256 * 1024) -> list[str]:
     except FileNotFoundError:
         return []
     return data.decode("utf-8", errors="replace").splitlines()[-lines:]
+
+
+def tail_entries(path: Path, max_bytes: int = 64 * 1024) -> list[Entry]:
+    """The entries in the last ``max_bytes`` of a ledger, without reading all of it."""
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - max_bytes))
+            chunk = handle.read()
+    except FileNotFoundError:
+        return []
+    lines = chunk.decode("utf-8", errors="replace").splitlines()
+    if size > max_bytes:
+        lines = lines[1:]  # the first line was cut by the seek
+    entries = []
+    for line in lines:
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(data, dict) and "event" in data:
+            entries.append(Entry.from_dict(data))
+    return entries
+
+
+def monitor_summary(run_dir: Path, port: int, limit: int = 5) -> dict[str, Any] | None:
+    """What the service can tell about the monitor watching it (None when there is none)."""
+    paths = RunPaths(run_dir, port)
+    state = read_state(paths.state)
+    restarts = [e for e in tail_entries(paths.ledger) if e.event in ("restart", "gave_up")]
+    if state is None and not restarts:
+        return None
+    return {
+        "state": state.state if state else None,
+        "monitor_pid": state.monitor_pid if state else None,
+        "restarts_in_window": state.restarts_in_window(time.time()) if state else None,
+        "restarts": [
+            {"time": utc_iso(e.ts), "timestamp": e.ts, "event": e.event, "reason": e.reason}
+            for e in restarts[-limit:]
+        ],
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -10,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from cotiza.api.deps import ServicesDep
 from cotiza.health import Scope, Status, overall, ready, render
+from cotiza.ops.ledger import monitor_summary
 
 router = APIRouter(tags=["health"])
 
@@ -54,7 +56,7 @@ async def health_detailed(services: ServicesDep) -> JSONResponse:
     checks = await services.checks()
     now = time.time()
     status = overall(checks)
-    body = {
+    body: dict[str, Any] = {
         "status": status,
         "timestamp": now,
         "websocket_connections": len(services.hub.connections),
@@ -65,12 +67,14 @@ async def health_detailed(services: ServicesDep) -> JSONResponse:
         "uptime": now - services.started_at,
         "checks": render(checks, now),
     }
+    settings = services.settings
+    monitor = await asyncio.to_thread(monitor_summary, settings.run_dir, settings.port)
+    if monitor is not None:
+        body["monitor"] = monitor
     return JSONResponse(body, status_code=503 if status == "unhealthy" else 200, headers=NO_STORE)
 
 
 def _loop_closed() -> bool:
-    import asyncio
-
     return asyncio.get_running_loop().is_closed()
 
 
