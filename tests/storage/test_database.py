@@ -142,3 +142,13 @@ async def test_unknown_revision_fails_start_up(db_url: str) -> None:
         async with engine.begin() as conn:
             await conn.execute(text("UPDATE alembic_version SET version_num = '0002'"))
         await engine.dispose()
+
+
+def test_schema_revision_constant_is_the_alembic_head() -> None:
+    """``tables.SCHEMA_REVISION`` (used to skip Alembic at start-up) is the migrations' head."""
+    from alembic.script import ScriptDirectory
+
+    from cotiza.storage.database import alembic_config
+    from cotiza.storage.tables import SCHEMA_REVISION
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == SCHEMA_REVISION
