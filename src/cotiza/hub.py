@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import itertools
 import logging
 import socket
 import struct
+import termios
 import time
 from collections.abc import Hashable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol, cast
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -35,6 +37,8 @@ CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_SERVICE_RESTART = 1012
 CLOSE_TRY_AGAIN_LATER = 1013
+
+_BACKLOG_POLL = 0.05  # seconds between checks while a peer is backed up
 
 
 def dumps(message: dict[str, Any]) -> str:
@@ -63,7 +67,9 @@ class Connection:
     """One WebSocket client: its subscriptions, pending frames and sender task."""
 
     __slots__ = (
+        "_fd",
         "_sender",
+        "_transport",
         "_wakeup",
         "closed",
         "coalesced",
@@ -105,6 +111,28 @@ class Connection:
         self._wakeup = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
         self.closed = asyncio.Event()
+        self._transport = server_transport(ws)
+        sock = self._transport.get_extra_info("socket") if self._transport else None
+        self._fd: int = sock.fileno() if sock is not None else -1
+
+    def backlog(self) -> int:
+        """Bytes written but not yet taken by the peer: transport buffer plus kernel queue.
+
+        The kernel grows a socket's buffer far beyond ``SO_SNDBUF`` on loopback and fast
+        links, so a stalled reader would otherwise absorb minutes of data before a send
+        ever blocked; asking the kernel keeps the whole queue bounded.
+        """
+        transport = self._transport
+        if transport is None:
+            return 0
+        unsent = 0
+        if self._fd >= 0:
+            try:
+                raw = fcntl.ioctl(self._fd, termios.TIOCOUTQ, b"\0\0\0\0")
+                unsent = struct.unpack("i", raw)[0]
+            except OSError:
+                unsent = 0
+        return transport.get_write_buffer_size() + unsent
 
     def start(self) -> None:
         self._sender = asyncio.create_task(self._send_loop(), name=f"ws-sender-{self.id}")
@@ -131,7 +159,10 @@ class Connection:
         self.enqueue(next(self.hub.counter), dumps(message))
 
     async def _send_loop(self) -> None:
-        timeout = self.hub.settings.websocket_timeout
+        settings = self.hub.settings
+        timeout = settings.websocket_timeout
+        limit = settings.ws_send_buffer
+        loop = asyncio.get_running_loop()
         ws = self.ws
         pending = self.pending
         try:
@@ -139,6 +170,15 @@ class Connection:
                 await self._wakeup.wait()
                 self._wakeup.clear()
                 while pending:
+                    if self.backlog() > limit:
+                        # Hold frames here, where ticks coalesce, rather than in kernel
+                        # buffers; a peer that stays backed up is a slow consumer.
+                        since = loop.time()
+                        while self.backlog() > limit:
+                            if loop.time() - since > timeout:
+                                self.hub.slow_consumer(self, f"not reading for {timeout:g} s")
+                                return
+                            await asyncio.sleep(_BACKLOG_POLL)
                     key = next(iter(pending))
                     payload = pending.pop(key)
                     try:
@@ -206,6 +246,7 @@ class Connection:
             "ratio_pairs": "all" if self.ratio_all else sorted(self.ratio_pairs),
             "dashboard": self.dashboard,
             "pending": len(self.pending),
+            "backlog_bytes": self.backlog(),
             "sent": self.sent,
             "received": self.received,
             "coalesced": self.coalesced,
@@ -215,10 +256,23 @@ class Connection:
 TRANSPORT_SCOPE_KEY = "cotiza.transport"
 
 
-def server_transport(ws: WebSocket) -> asyncio.Transport | None:
+class ServerTransport(Protocol):
+    """What cotiza needs of a connection's transport (asyncio's and uvloop's both fit;
+    uvloop's classes do not derive from ``asyncio.Transport``)."""
+
+    def abort(self) -> None: ...
+    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
+    def get_write_buffer_size(self) -> int: ...
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None: ...
+
+
+def server_transport(ws: WebSocket) -> ServerTransport | None:
     """The TCP transport under ``ws``, as ``TransportMiddleware`` found it."""
     transport = ws.scope.get(TRANSPORT_SCOPE_KEY)
-    return transport if isinstance(transport, asyncio.Transport) else None
+    needed = ("abort", "get_extra_info", "get_write_buffer_size", "set_write_buffer_limits")
+    if transport is not None and all(hasattr(transport, name) for name in needed):
+        return cast(ServerTransport, transport)
+    return None
 
 
 class TransportMiddleware:

@@ -141,7 +141,7 @@ class Settings(BaseSettings):
 
     # WebSocket hub.
     ws_queue_size: int = Field(1024, ge=8)
-    ws_send_buffer: int = Field(32 * 1024, ge=4096)
+    ws_send_buffer: int = Field(64 * 1024, ge=4096)
     ws_max_frame_bytes: int = Field(64 * 1024, ge=256)
     ws_rate_limit: float = Field(20.0, gt=0)
     ws_rate_burst: int = Field(40, ge=1)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from live import FAST, LiveService, live_service
+from live import LiveService, fast_settings, live_service
 
 from cotiza.settings import Settings
 
@@ -15,14 +15,7 @@ from cotiza.settings import Settings
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     def build(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            **FAST,
-            "database_url": f"sqlite+aiosqlite:///{tmp_path}/cotiza.db",
-            "host": "127.0.0.1",
-            "port": 0,
-        }
-        values.update(overrides)
-        return Settings(**values)
+        return fast_settings(tmp_path, **overrides)
 
     return build
 

@@ -6,9 +6,13 @@ import asyncio
 import contextlib
 import inspect
 import json
+import os
+import socket
+import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -204,3 +208,42 @@ async def ws_client(
         hello = await recv_json(ws)
         assert hello["type"] == "connection" and hello["status"] == "connected"
         yield ws
+
+
+def fast_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings for tests: fast intervals, a SQLite file in ``tmp_path``, an ephemeral port."""
+    values: dict[str, Any] = {
+        **FAST,
+        "database_url": f"sqlite+aiosqlite:///{tmp_path}/cotiza.db",
+        "host": "127.0.0.1",
+        "port": 0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"service exited with {proc.returncode}"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/cotizaciones/health", timeout=1).is_success:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("service did not become healthy")
+
+
+def service_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"PORT", "HOST"}}
+    env.update(DATABASE_URL=f"sqlite:///{tmp_path}/cotiza.db", MARKET_HOURS="always")
+    env.update(extra)
+    return env

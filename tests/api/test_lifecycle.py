@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,7 +15,7 @@ import httpx
 import psutil
 import pytest
 import websockets
-from live import live_service, recv_until, ws_client
+from live import free_port, live_service, recv_until, service_env, wait_healthy, ws_client
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,33 +85,6 @@ async def recv_until_samples(services) -> None:
     while services.ratios.samples_taken < 6:
         assert time.monotonic() < deadline, "no ratio samples taken"
         await asyncio.sleep(0.05)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"service exited with {proc.returncode}"
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/cotizaciones/health", timeout=1).is_success:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("service did not become healthy")
-
-
-def service_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"PORT", "HOST"}}
-    env.update(DATABASE_URL=f"sqlite:///{tmp_path}/cotiza.db", MARKET_HOURS="always")
-    env.update(extra)
-    return env
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,25 @@ import json
 import os
 import socket
 import struct
+import subprocess
+import sys
 import time
+from pathlib import Path
 
-from live import LiveService, live_service, recv_until, ws_client
+import httpx
+from live import (
+    LiveService,
+    free_port,
+    live_service,
+    recv_until,
+    service_env,
+    wait_healthy,
+    ws_client,
+)
 
 from cotiza.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def masked_text_frame(text: str) -> bytes:
@@ -127,3 +141,38 @@ async def test_reader_that_keeps_up_is_not_cut_off(service: LiveService) -> None
         for _ in range(50):
             await recv_until(ws, lambda m: m["type"] == "tick")
     assert service.services.hub.stats.slow_consumers == 0
+
+
+def test_stalled_client_is_reset_by_the_production_server(tmp_path: Path) -> None:
+    """Under ``python3 main.py`` (uvloop) a stalled reader is judged slow and its socket reset."""
+    port = free_port()
+    env = service_env(
+        tmp_path, SIM_TICKS_PER_SECOND="2000", WEBSOCKET_TIMEOUT="1", STORE_TICKS="false"
+    )
+    with (tmp_path / "service.log").open("wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "main.py", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_healthy(port, proc)
+            status_url = f"http://127.0.0.1:{port}/cotizaciones/websocket_status"
+            symbols = httpx.get(f"http://127.0.0.1:{port}/cotizaciones/status").json()[
+                "instruments"
+            ]
+            sock = stalled_client(port, symbols)
+            try:
+                deadline = time.monotonic() + 20
+                while httpx.get(status_url).json()["stats"]["slow_consumers"] < 1:
+                    assert time.monotonic() < deadline, "the stalled client was never judged"
+                    time.sleep(0.1)
+                assert server_side_closed(sock, 5.0)
+                assert httpx.get(status_url).json()["active_connections"] == 0
+            finally:
+                sock.close()
+        finally:
+            proc.terminate()
+            proc.wait(20)

@@ -14,12 +14,12 @@ import pytest
 from browser_harness import (
     CHROMIUM,
     CHROMIUM_ARGS,
-    FAST,
     LiveService,
     OpenDashboard,
     OpenPage,
     live_service,
 )
+from live import fast_settings
 from playwright.async_api import Browser, async_playwright
 
 from cotiza.settings import Settings
@@ -28,15 +28,7 @@ from cotiza.settings import Settings
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     def build(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            **FAST,
-            "database_url": f"sqlite+aiosqlite:///{tmp_path}/cotiza.db",
-            "host": "127.0.0.1",
-            "port": 0,
-            "demo_history_days": 2,
-        }
-        values.update(overrides)
-        return Settings(**values)
+        return fast_settings(tmp_path, **{"demo_history_days": 2, **overrides})
 
     return build
 
