@@ -16,8 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import uvloop
-from loadgen import SwarmResult, cotiza_server, reference_server, swarm
+from loadgen import SwarmResult, cotiza_server, reference_server, swarm_processes
 
 from cotiza.feeds.sim import SimFeed
 from cotiza.settings import Settings
@@ -26,12 +25,20 @@ SYMBOLS = SimFeed(Settings()).catalogue()
 SUBSCRIBE = {"type": "subscribe", "instruments": SYMBOLS}
 
 
-def measure(server_ctx, url_path: str, clients: int, duration: float, subscribe, sample_every: int):
+def measure(
+    server_ctx,
+    url_path: str,
+    clients: int,
+    duration: float,
+    subscribe,
+    sample_every: int,
+    processes: int,
+):
     with server_ctx as server:
         url = f"ws://127.0.0.1:{server.port}{url_path}"
         cpu0, t0 = server.cpu_seconds(), time.monotonic()
-        result: SwarmResult = uvloop.run(
-            swarm(url, clients, duration, subscribe, sample_every=sample_every)
+        result: SwarmResult = swarm_processes(
+            url, clients, duration, subscribe, processes, sample_every=sample_every
         )
         cpu = (server.cpu_seconds() - cpu0) / (time.monotonic() - t0) * 100
         rss = server.rss() / 1_048_576
@@ -54,6 +61,7 @@ def main() -> None:
     parser.add_argument("--sat-clients", type=int, default=100)
     parser.add_argument("--sat-rate", type=float, default=5000.0)
     parser.add_argument("--sat-duration", type=float, default=10.0)
+    parser.add_argument("--processes", type=int, default=2, help="load-generator processes")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="cotiza-bench-"))
     ours_env = {"SIM_TICKS_PER_SECOND": str(args.rate)}
@@ -66,8 +74,11 @@ def main() -> None:
         args.duration,
         SUBSCRIBE,
         1,
+        args.processes,
     )
-    ref = measure(reference_server(args.rate), "/", args.clients, args.duration, None, 1)
+    ref = measure(
+        reference_server(args.rate), "/", args.clients, args.duration, None, 1, args.processes
+    )
     print(line("cotiza", *ours))
     print(line("reference", *ref))
     p99_ok = ours[0].p(99) <= 50
@@ -85,9 +96,16 @@ def main() -> None:
         args.sat_duration,
         SUBSCRIBE,
         10,
+        args.processes,
     )
     ref_sat = measure(
-        reference_server(args.sat_rate), "/", args.sat_clients, args.sat_duration, None, 10
+        reference_server(args.sat_rate),
+        "/",
+        args.sat_clients,
+        args.sat_duration,
+        None,
+        10,
+        args.processes,
     )
     print(line("cotiza", *ours_sat))
     print(line("reference", *ref_sat))

@@ -26,6 +26,8 @@ from typing import Any, Protocol, cast
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
+from websockets.protocol import State as WsState
+from websockets.server import ServerProtocol
 
 from cotiza.models import Quote
 from cotiza.settings import Settings
@@ -39,6 +41,7 @@ CLOSE_SERVICE_RESTART = 1012
 CLOSE_TRY_AGAIN_LATER = 1013
 
 _BACKLOG_POLL = 0.05  # seconds between checks while a peer is backed up
+_BACKLOG_EVERY = 16  # direct writes between two looks at the kernel's queue
 
 
 def dumps(message: dict[str, Any]) -> str:
@@ -67,7 +70,10 @@ class Connection:
     """One WebSocket client: its subscriptions, pending frames and sender task."""
 
     __slots__ = (
+        "_busy",
+        "_direct",
         "_fd",
+        "_protocol",
         "_sender",
         "_transport",
         "_wakeup",
@@ -114,6 +120,9 @@ class Connection:
         self._transport = server_transport(ws)
         sock = self._transport.get_extra_info("socket") if self._transport else None
         self._fd: int = sock.fileno() if sock is not None else -1
+        self._protocol = direct_write_protocol(ws)
+        self._busy = False  # the sender holds a frame it has taken from ``pending``
+        self._direct = 0
 
     def backlog(self) -> int:
         """Bytes written but not yet taken by the peer: transport buffer plus kernel queue.
@@ -137,11 +146,21 @@ class Connection:
     def start(self) -> None:
         self._sender = asyncio.create_task(self._send_loop(), name=f"ws-sender-{self.id}")
 
-    def enqueue(self, key: Hashable, payload: str) -> None:
-        """Queue ``payload`` under ``key``; a pending frame with the same key is replaced."""
+    def enqueue(self, key: Hashable, payload: str, frame: bytes | None = None) -> None:
+        """Send ``payload`` now if nothing is queued, else queue it under ``key``.
+
+        A pending frame with the same key is replaced (latest wins). ``frame`` is the
+        payload already framed by the publisher, shared by every client of a fan-out.
+        """
         if self.state is not ConnectionState.OPEN:
             return
         pending = self.pending
+        if (
+            not pending
+            and not self._busy
+            and self._write_now(frame or text_frame(payload.encode()))
+        ):
+            return
         if key in pending:
             pending[key] = payload
             self.coalesced += 1
@@ -154,6 +173,24 @@ class Connection:
         pending[key] = payload
         self._wakeup.set()
 
+    def _write_now(self, frame: bytes) -> bool:
+        """Write ``frame`` straight to the socket when that cannot block or reorder.
+
+        The kernel backlog is asked every ``_BACKLOG_EVERY`` direct writes (a system call
+        each time), so a stalled peer overshoots the limit by a few frames at most before
+        its frames start waiting in ``pending``.
+        """
+        transport = self._transport
+        if transport is None or transport.get_write_buffer_size() or not self._can_write_directly():
+            return False
+        self._direct += 1
+        if self._direct % _BACKLOG_EVERY == 0 and self.backlog() > self.hub.settings.ws_send_buffer:
+            return False
+        transport.write(frame)
+        self.sent += 1
+        self.hub.stats.messages_sent += 1
+        return True
+
     def send_message(self, message: dict[str, Any]) -> None:
         """Queue a one-off frame (a reply or an error) that is never coalesced."""
         self.enqueue(next(self.hub.counter), dumps(message))
@@ -161,34 +198,40 @@ class Connection:
     async def _send_loop(self) -> None:
         settings = self.hub.settings
         timeout = settings.websocket_timeout
-        limit = settings.ws_send_buffer
-        loop = asyncio.get_running_loop()
-        ws = self.ws
+        send = raw_send(self.ws)
         pending = self.pending
+        stats = self.hub.stats
         try:
             while True:
                 await self._wakeup.wait()
                 self._wakeup.clear()
+                if not await self._wait_for_room(settings.ws_send_buffer, timeout):
+                    return
                 while pending:
-                    if self.backlog() > limit:
-                        # Hold frames here, where ticks coalesce, rather than in kernel
-                        # buffers; a peer that stays backed up is a slow consumer.
-                        since = loop.time()
-                        while self.backlog() > limit:
-                            if loop.time() - since > timeout:
-                                self.hub.slow_consumer(self, f"not reading for {timeout:g} s")
-                                return
-                            await asyncio.sleep(_BACKLOG_POLL)
                     key = next(iter(pending))
                     payload = pending.pop(key)
-                    try:
-                        async with asyncio.timeout(timeout):
-                            await ws.send_text(payload)
-                    except TimeoutError:
-                        self.hub.slow_consumer(self, f"send blocked over {timeout:g} s")
-                        return
+                    transport = self._transport
+                    if self._can_write_directly() and transport is not None:
+                        transport.write(text_frame(payload.encode()))
+                        self.sent += 1
+                        stats.messages_sent += 1
+                        continue
+                    message = {"type": "websocket.send", "text": payload}
+                    self._busy = True
+                    if transport is not None and transport.get_write_buffer_size() == 0:
+                        # An empty transport buffer means writing is not paused: the send
+                        # completes without waiting, so skip arming a timer per frame.
+                        await send(message)
+                    else:
+                        try:
+                            async with asyncio.timeout(timeout):
+                                await send(message)
+                        except TimeoutError:
+                            self.hub.slow_consumer(self, f"send blocked over {timeout:g} s")
+                            return
+                    self._busy = False
                     self.sent += 1
-                    self.hub.stats.messages_sent += 1
+                    stats.messages_sent += 1
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -197,6 +240,33 @@ class Connection:
             self.hub.stats.send_errors += 1
             self.state = ConnectionState.CLOSED
             self.closed.set()
+
+    def _can_write_directly(self) -> bool:
+        protocol = self._protocol
+        return (
+            protocol is not None
+            and not protocol.close_sent
+            and not protocol.conn.extensions
+            and protocol.conn.state is WsState.OPEN
+        )
+
+    async def _wait_for_room(self, limit: int, timeout: float) -> bool:
+        """Wait while the peer's backlog is over ``limit``; False once it is a slow consumer.
+
+        Frames wait in ``pending`` meanwhile, where ticks of a symbol coalesce, instead of
+        piling up in kernel buffers. Checked once per wake-up, so a burst can overshoot
+        the limit by at most one drain of ``pending``.
+        """
+        if self.backlog() <= limit:
+            return True
+        loop = asyncio.get_running_loop()
+        since = loop.time()
+        while self.backlog() > limit:
+            if loop.time() - since > timeout:
+                self.hub.slow_consumer(self, f"not reading for {timeout:g} s")
+                return False
+            await asyncio.sleep(_BACKLOG_POLL)
+        return True
 
     async def close(self, code: int, reason: str = "", *, timeout: float = 2.0) -> None:
         """Close politely within ``timeout``; abort the transport when that is not possible.
@@ -254,6 +324,7 @@ class Connection:
 
 
 TRANSPORT_SCOPE_KEY = "cotiza.transport"
+SEND_SCOPE_KEY = "cotiza.send"
 
 
 class ServerTransport(Protocol):
@@ -261,6 +332,7 @@ class ServerTransport(Protocol):
     uvloop's classes do not derive from ``asyncio.Transport``)."""
 
     def abort(self) -> None: ...
+    def write(self, data: bytes) -> None: ...
     def get_extra_info(self, name: str, default: Any = None) -> Any: ...
     def get_write_buffer_size(self) -> int: ...
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None: ...
@@ -269,14 +341,64 @@ class ServerTransport(Protocol):
 def server_transport(ws: WebSocket) -> ServerTransport | None:
     """The TCP transport under ``ws``, as ``TransportMiddleware`` found it."""
     transport = ws.scope.get(TRANSPORT_SCOPE_KEY)
-    needed = ("abort", "get_extra_info", "get_write_buffer_size", "set_write_buffer_limits")
+    needed = (
+        "abort",
+        "write",
+        "get_extra_info",
+        "get_write_buffer_size",
+        "set_write_buffer_limits",
+    )
     if transport is not None and all(hasattr(transport, name) for name in needed):
         return cast(ServerTransport, transport)
     return None
 
 
+def text_frame(payload: bytes) -> bytes:
+    """One unfragmented, unmasked server-to-client text frame (RFC 6455, section 5.2)."""
+    length = len(payload)
+    if length < 126:
+        return bytes((0x81, length)) + payload
+    if length < 1 << 16:
+        return bytes((0x81, 126)) + length.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + length.to_bytes(8, "big") + payload
+
+
+class _SansIOProtocol(Protocol):
+    close_sent: bool
+    conn: ServerProtocol
+
+
+def direct_write_protocol(ws: WebSocket) -> _SansIOProtocol | None:
+    """uvicorn's sans-I/O WebSocket protocol under ``ws``, when frames may bypass it.
+
+    Framing a text message is the same bytes for every client, yet going through the
+    server's protocol object costs more than the rest of the fan-out together. Whole
+    frames written to the transport interleave safely with the server's own (it writes
+    whole frames too), provided no extension such as compression was negotiated and the
+    closing handshake has not started; both are checked before every direct write.
+    Any other server implementation simply takes the ASGI path.
+    """
+    send = ws.scope.get(SEND_SCOPE_KEY)
+    protocol = getattr(send, "__self__", None)
+    conn = getattr(protocol, "conn", None)
+    if isinstance(conn, ServerProtocol) and isinstance(getattr(protocol, "close_sent", None), bool):
+        return cast(_SansIOProtocol, protocol)
+    return None
+
+
+def raw_send(ws: WebSocket) -> Send:
+    """The server's own ASGI ``send`` for data frames, skipping the framework's wrappers.
+
+    Fan-out pays the per-frame cost once per client; the connection state checks those
+    wrappers make are already made by ``Connection`` (and the server refuses a send after
+    close by itself).
+    """
+    send = ws.scope.get(SEND_SCOPE_KEY)
+    return cast(Send, send) if callable(send) else ws.send
+
+
 class TransportMiddleware:
-    """Records each WebSocket's server transport in its scope.
+    """Records each WebSocket's server transport and raw ``send`` in its scope.
 
     ASGI offers no way to abort a connection or size its socket buffers; uvicorn's
     ``send`` is a method of its protocol object, which holds the transport. Only the
@@ -290,6 +412,7 @@ class TransportMiddleware:
         if scope["type"] == "websocket":
             protocol = getattr(send, "__self__", None)
             scope[TRANSPORT_SCOPE_KEY] = getattr(protocol, "transport", None)
+            scope[SEND_SCOPE_KEY] = send
         await self.app(scope, receive, send)
 
 
@@ -440,26 +563,29 @@ class Hub:
         if not members:
             return
         payload = dumps({"type": "tick", **quote.tick_payload()})
+        frame = text_frame(payload.encode())
         key = ("tick", quote.symbol)
         for conn in members:
-            conn.enqueue(key, payload)
+            conn.enqueue(key, payload, frame)
 
     def publish_ratio(self, pair_id: int, message: dict[str, Any]) -> None:
         members = self.by_pair.get(pair_id)
         if not members and not self.ratio_all:
             return
         payload = dumps(message)
+        frame = text_frame(payload.encode())
         key = ("ratio", pair_id)
         for conn in self.ratio_all:
-            conn.enqueue(key, payload)
+            conn.enqueue(key, payload, frame)
         if members:
             for conn in members:
                 if not conn.ratio_all:
-                    conn.enqueue(key, payload)
+                    conn.enqueue(key, payload, frame)
 
     def publish_dashboard(self, payload: str) -> None:
+        frame = text_frame(payload.encode())
         for conn in self.dashboard:
-            conn.enqueue("dashboard", payload)
+            conn.enqueue("dashboard", payload, frame)
 
     # -- policing ------------------------------------------------------------------
 
