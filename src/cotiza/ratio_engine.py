@@ -7,6 +7,7 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -39,8 +40,10 @@ class RatioEngine:
         writer: Writer,
         hub: Hub,
         calendar: MarketCalendar,
+        feed_down: Callable[[], bool] = lambda: False,
     ) -> None:
         self.settings = settings
+        self.feed_down = feed_down
         self.cache = cache
         self.repository = repository
         self.writer = writer
@@ -120,6 +123,9 @@ class RatioEngine:
             self._dirty_event.set()
 
     def _stale_after(self, now: float) -> float:
+        if self.feed_down():
+            # Disconnected from upstream: every cached quote is stale, whatever its age.
+            return -math.inf
         # Outside the session prices legitimately stop; the last one stays valid.
         return self.settings.quote_stale_after if self.calendar.is_open(now) else math.inf
 

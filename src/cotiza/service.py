@@ -196,7 +196,10 @@ async def run_services(settings: Settings) -> AsyncIterator[Services]:
         if settings.demo_history_days:
             await _backfill_demo(settings, database, repository)
 
-        ratios = RatioEngine(settings, cache, repository, writer, hub, calendar)
+        feed = FeedRunner(settings, cache)
+        ratios = RatioEngine(
+            settings, cache, repository, writer, hub, calendar, feed_down=lambda: feed.feed_down
+        )
         await ratios.start()
         stack.push_async_callback(ratios.stop)
 
@@ -208,7 +211,6 @@ async def run_services(settings: Settings) -> AsyncIterator[Services]:
         await lag.start()
         stack.push_async_callback(lag.stop)
 
-        feed = FeedRunner(settings, cache)
         stack.push_async_callback(feed.close)
         if settings.feed_autostart:
             await feed.start()

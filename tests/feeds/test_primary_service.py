@@ -84,13 +84,24 @@ async def test_service_streams_primary_ticks_and_survives_a_drop(
 async def test_service_reports_an_upstream_outage_and_marks_quotes_stale(
     fake: FakePrimary, tmp_path: Path
 ) -> None:
-    """While Primary is unreachable, health warns, status says reconnecting, quotes are stale."""
+    """While Primary is unreachable, health warns, status says reconnecting, quotes are stale
+    and ratios built on them are null."""
     async with live_service(service_settings(fake, tmp_path)) as live:
         feed = live.services.feed.feed
         assert feed is not None
         async with live.http() as http:
             await cached(live, DIC26)
+            await cached(live, AL30)
             assert (await http.get(f"/api/quotes/{DIC26}")).json()["stale"] is False
+            created = await http.post("/api/ratios/pairs", json={"base": AL30, "quote": DIC26})
+            pair_id = created.json()["id"]
+
+            async def mid_ratio() -> float | None:
+                data = (await http.get("/api/ratios")).json()["data"]
+                value: float | None = next(r for r in data if r["pair_id"] == pair_id)["mid_ratio"]
+                return value
+
+            assert await mid_ratio() is not None
 
             fake.faults.unavailable = True
             fake.drop_all()
@@ -100,6 +111,7 @@ async def test_service_reports_an_upstream_outage_and_marks_quotes_stale(
             state = detailed["checks"]["feed:state"][0]
             assert state["status"] == "warn" and state["observedValue"] == "reconnecting"
             assert (await http.get(f"/api/quotes/{DIC26}")).json()["stale"] is True
+            assert await mid_ratio() is None
 
             fake.faults.unavailable = False
             await fake.wait_until(lambda: 2 in fake.opened)
