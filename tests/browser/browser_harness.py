@@ -6,7 +6,6 @@ here because these tests also run on their own (``pytest tests/browser``).
 
 from __future__ import annotations
 
-import socket
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from playwright.async_api import ConsoleMessage, Page
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "api"))
 
-from live import FAST, LiveService, live_service
+from live import FAST, LiveService, free_port, live_service
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -41,14 +40,6 @@ __all__ = [
     "free_port",
     "live_service",
 ]
-
-
-def free_port() -> int:
-    """A TCP port that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
