@@ -155,11 +155,7 @@ class Connection:
         if self.state is not ConnectionState.OPEN:
             return
         pending = self.pending
-        if (
-            not pending
-            and not self._busy
-            and self._write_now(frame or text_frame(payload.encode()))
-        ):
+        if not pending and not self._busy and self._write_now(payload, frame):
             return
         if key in pending:
             pending[key] = payload
@@ -173,20 +169,27 @@ class Connection:
         pending[key] = payload
         self._wakeup.set()
 
-    def _write_now(self, frame: bytes) -> bool:
-        """Write ``frame`` straight to the socket when that cannot block or reorder.
+    def _write_now(self, payload: str, frame: bytes | None) -> bool:
+        """Write the frame straight to the socket when that cannot block or reorder.
 
         The kernel backlog is asked every ``_BACKLOG_EVERY`` direct writes (a system call
         each time), so a stalled peer overshoots the limit by a few frames at most before
         its frames start waiting in ``pending``.
         """
         transport = self._transport
-        if transport is None or transport.get_write_buffer_size() or not self._can_write_directly():
+        if transport is None or transport.get_write_buffer_size():
             return False
         self._direct += 1
         if self._direct % _BACKLOG_EVERY == 0 and self.backlog() > self.hub.settings.ws_send_buffer:
             return False
-        transport.write(frame)
+        return self._write_direct(payload, frame)
+
+    def _write_direct(self, payload: str, frame: bytes | None = None) -> bool:
+        """Write one whole text frame to the transport, bypassing the server's protocol."""
+        transport = self._transport
+        if transport is None or not self._can_write_directly():
+            return False
+        transport.write(frame or text_frame(payload.encode()))
         self.sent += 1
         self.hub.stats.messages_sent += 1
         return True
@@ -210,14 +213,11 @@ class Connection:
                 while pending:
                     key = next(iter(pending))
                     payload = pending.pop(key)
-                    transport = self._transport
-                    if self._can_write_directly() and transport is not None:
-                        transport.write(text_frame(payload.encode()))
-                        self.sent += 1
-                        stats.messages_sent += 1
+                    if self._write_direct(payload):
                         continue
                     message = {"type": "websocket.send", "text": payload}
                     self._busy = True
+                    transport = self._transport
                     if transport is not None and transport.get_write_buffer_size() == 0:
                         # An empty transport buffer means writing is not paused: the send
                         # completes without waiting, so skip arming a timer per frame.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -12,6 +11,13 @@ from alembic import command
 from sqlalchemy import func, insert, inspect, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
+from storage_kit import (
+    Buckets,
+    assert_buckets_equal,
+    expected_buckets,
+    expected_window,
+    stored_buckets,
+)
 
 from cotiza.errors import InvalidRequestError
 from cotiza.models import RatioSample, WindowStats
@@ -27,8 +33,6 @@ AL30 = "MERV - XMEV - AL30 - 24hs"
 AL30D = "MERV - XMEV - AL30D - 24hs"
 GD30 = "MERV - XMEV - GD30 - 24hs"
 GD30D = "MERV - XMEV - GD30D - 24hs"
-
-Buckets = dict[tuple[int, int], tuple[int, float, float, float]]
 
 # (start, end) windows over the samples of ``_samples``, which run from D0 - 5000 s to
 # about D0 + 3.3 days with a missing hour on the second day.
@@ -57,27 +61,6 @@ def _samples(pair_ids: Iterable[int], make_sample: Callable[..., RatioSample]) -
     ]
 
 
-def _expected_buckets(samples: Iterable[RatioSample], size: int) -> Buckets:
-    found: dict[tuple[int, int], list[float]] = {}
-    for s in samples:
-        if s.values.mid_ratio is not None:
-            key = (s.pair_id, math.floor(s.asof / size) * size)
-            found.setdefault(key, []).append(s.values.mid_ratio)
-    return {key: (len(v), sum(v), min(v), max(v)) for key, v in found.items()}
-
-
-def _expected_window(
-    samples: Iterable[RatioSample], start: float, end: float
-) -> dict[int, WindowStats]:
-    """Python reference: samples whose minute starts inside [start, end)."""
-    found: dict[int, list[float]] = {}
-    for s in samples:
-        minute = math.floor(s.asof / 60) * 60
-        if s.values.mid_ratio is not None and start <= minute < end:
-            found.setdefault(s.pair_id, []).append(s.values.mid_ratio)
-    return {pid: WindowStats(len(v), sum(v), min(v), max(v)) for pid, v in found.items()}
-
-
 def _assert_stats_equal(
     actual: dict[int, WindowStats], expected: dict[int, WindowStats], label: object
 ) -> None:
@@ -86,29 +69,6 @@ def _assert_stats_equal(
         got = actual[pid]
         assert (got.count, got.minimum, got.maximum) == (want.count, want.minimum, want.maximum)
         assert got.total == pytest.approx(want.total, rel=1e-12), label
-
-
-async def _buckets(database: Database, table: Any) -> Buckets:
-    async with database.engine.connect() as conn:
-        rows = await conn.execute(
-            select(
-                table.c.pair_id,
-                table.c.bucket,
-                table.c.n,
-                table.c.total,
-                table.c.minimum,
-                table.c.maximum,
-            )
-        )
-        return {(r[0], int(r[1])): (r[2], r[3], r[4], r[5]) for r in rows}
-
-
-def _assert_buckets_equal(actual: Buckets, expected: Buckets) -> None:
-    assert actual.keys() == expected.keys()
-    for key, (n, total, low, high) in expected.items():
-        assert actual[key][0] == n
-        assert actual[key][1] == pytest.approx(total, rel=1e-12)
-        assert actual[key][2:] == (low, high)
 
 
 @pytest.fixture
@@ -176,12 +136,14 @@ async def test_day_buckets_and_windows_match_python(
     database: Database, stored: list[RatioSample]
 ) -> None:
     """Day buckets equal Python sums; windows over several days equal the reference."""
-    _assert_buckets_equal(await _buckets(database, ratio_days), _expected_buckets(stored, DAY))
-    _assert_buckets_equal(await _buckets(database, ratio_hours), _expected_buckets(stored, HOUR))
-    assert len({bucket for _, bucket in await _buckets(database, ratio_days)}) == 5
+    assert_buckets_equal(await stored_buckets(database, ratio_days), expected_buckets(stored, DAY))
+    assert_buckets_equal(
+        await stored_buckets(database, ratio_hours), expected_buckets(stored, HOUR)
+    )
+    assert len({bucket for _, bucket in await stored_buckets(database, ratio_days)}) == 5
     repo = Repository(database)
     for start, end in WINDOWS:
-        expected = _expected_window(stored, start, end)
+        expected = expected_window(stored, start, end)
         _assert_stats_equal(await repo.window_stats(start, end), expected, (start, end))
 
 
@@ -196,7 +158,7 @@ async def test_window_stats_many_equals_one_window_at_a_time(
     for name, start, end in named:
         alone = await repo.window_stats(start, end)
         _assert_stats_equal(many[name], alone, name)
-        _assert_stats_equal(many[name], _expected_window(stored, start, end), name)
+        _assert_stats_equal(many[name], expected_window(stored, start, end), name)
     assert many["w8"] == {} and many["w9"] == {}
 
     assert await repo.window_stats_many([]) == {}
@@ -213,7 +175,7 @@ async def test_window_stats_many_splits_very_many_windows(
     many = await repo.window_stats_many(named)
     assert len(many) == 150
     for name, start, end in named[::37]:
-        _assert_stats_equal(many[name], _expected_window(stored, start, end), name)
+        _assert_stats_equal(many[name], expected_window(stored, start, end), name)
 
 
 # --- migration 0002 ---------------------------------------------------------------------
@@ -292,7 +254,7 @@ async def test_migration_0002_backfills_days_from_hours(fresh_db_url: str) -> No
     assert len(expected) == 2 * 5
     async with Database(fresh_db_url) as db:  # start-up upgrades to head
         assert await db.revision() == "0002"
-        _assert_buckets_equal(await _buckets(db, ratio_days), expected)
+        assert_buckets_equal(await stored_buckets(db, ratio_days), expected)
         stats = await Repository(db).window_stats(D0 - DAY, D0 + 5 * DAY)
         for pid in (1, 2):
             mine = [row for row in rows if row["pair_id"] == pid]
@@ -303,6 +265,6 @@ async def test_migration_0002_backfills_days_from_hours(fresh_db_url: str) -> No
     assert "ratio_days" not in await _run(fresh_db_url, lambda c: inspect(c).get_table_names())
     await _run(fresh_db_url, lambda c: command.upgrade(alembic_config(c), "head"))
     async with Database(fresh_db_url) as db:
-        _assert_buckets_equal(await _buckets(db, ratio_days), expected)
+        assert_buckets_equal(await stored_buckets(db, ratio_days), expected)
         async with db.engine.connect() as conn:
             assert await conn.scalar(select(func.count()).select_from(ratio_hours)) == len(rows)

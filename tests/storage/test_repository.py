@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
+from storage_kit import count_rows
 
 from cotiza.errors import ConflictError, InvalidRequestError, NotFoundError
 from cotiza.models import Quote, RatioSample
@@ -45,11 +45,6 @@ async def _store(writer: Writer, samples: list[RatioSample]) -> None:
     for sample in samples:
         await writer.submit_sample(sample)
     await writer.flush()
-
-
-async def _count(database: Database, table: Any) -> int:
-    async with database.engine.connect() as conn:
-        return int(await conn.scalar(select(func.count()).select_from(table)) or 0)
 
 
 async def test_pair_crud(repo: Repository) -> None:
@@ -237,8 +232,8 @@ async def test_purge_before_keeps_hours_and_days(
     await _store(writer, [make_sample(pair.id, T0 + i * 60, 1.0) for i in range(6)])
     deleted = await repo.purge_before(T0 + 180)
     assert deleted == 3 + 3 + 3
-    assert await _count(database, ratio_samples) == 3
-    assert await _count(database, ticks) == 3
-    assert await _count(database, ratio_minutes) == 3
-    assert await _count(database, ratio_hours) == 1
-    assert await _count(database, ratio_days) == 1
+    assert await count_rows(database, ratio_samples) == 3
+    assert await count_rows(database, ticks) == 3
+    assert await count_rows(database, ratio_minutes) == 3
+    assert await count_rows(database, ratio_hours) == 1
+    assert await count_rows(database, ratio_days) == 1

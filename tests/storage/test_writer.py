@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import random
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
+from storage_kit import (
+    assert_buckets_equal,
+    count_rows,
+    expected_buckets,
+    expected_window,
+    stored_buckets,
+)
 
 from cotiza.errors import StorageError
-from cotiza.models import Quote, RatioSample, WindowStats
+from cotiza.models import Quote, RatioSample
 from cotiza.settings import Settings
 from cotiza.storage.database import Database
 from cotiza.storage.repository import Repository
@@ -25,58 +30,6 @@ AL30 = "MERV - XMEV - AL30 - 24hs"
 AL30D = "MERV - XMEV - AL30D - 24hs"
 GD30 = "MERV - XMEV - GD30 - 24hs"
 GD30D = "MERV - XMEV - GD30D - 24hs"
-
-Buckets = dict[tuple[int, int], tuple[int, float, float, float]]
-
-
-async def _count(database: Database, table: Any) -> int:
-    async with database.engine.connect() as conn:
-        return int(await conn.scalar(select(func.count()).select_from(table)) or 0)
-
-
-async def _buckets(database: Database, table: Any) -> Buckets:
-    async with database.engine.connect() as conn:
-        rows = await conn.execute(
-            select(
-                table.c.pair_id,
-                table.c.bucket,
-                table.c.n,
-                table.c.total,
-                table.c.minimum,
-                table.c.maximum,
-            )
-        )
-        return {(r[0], int(r[1])): (r[2], r[3], r[4], r[5]) for r in rows}
-
-
-def _expected_buckets(samples: Iterable[RatioSample], size: int) -> Buckets:
-    found: dict[tuple[int, int], list[float]] = {}
-    for s in samples:
-        if s.values.mid_ratio is not None:
-            found.setdefault((s.pair_id, math.floor(s.asof / size) * size), []).append(
-                s.values.mid_ratio
-            )
-    return {key: (len(v), sum(v), min(v), max(v)) for key, v in found.items()}
-
-
-def _assert_buckets_equal(actual: Buckets, expected: Buckets) -> None:
-    assert actual.keys() == expected.keys()
-    for key, (n, total, low, high) in expected.items():
-        assert actual[key][0] == n
-        assert actual[key][1] == pytest.approx(total, rel=1e-12)
-        assert actual[key][2:] == (low, high)
-
-
-def _expected_window(
-    samples: Iterable[RatioSample], start: float, end: float
-) -> dict[int, WindowStats]:
-    """Python reference: samples whose minute starts inside [start, end)."""
-    found: dict[int, list[float]] = {}
-    for s in samples:
-        minute = math.floor(s.asof / 60) * 60
-        if s.values.mid_ratio is not None and start <= minute < end:
-            found.setdefault(s.pair_id, []).append(s.values.mid_ratio)
-    return {pid: WindowStats(len(v), sum(v), min(v), max(v)) for pid, v in found.items()}
 
 
 async def _rename(database: Database, old: str, new: str) -> None:
@@ -118,11 +71,17 @@ async def test_aggregates_and_window_stats_match_python(
     await writer.stop(5)
     assert writer.stats.written_samples == len(samples)
     assert writer.stats.pending == 0
-    assert await _count(database, ratio_samples) == len(samples)
+    assert await count_rows(database, ratio_samples) == len(samples)
 
-    _assert_buckets_equal(await _buckets(database, ratio_minutes), _expected_buckets(samples, 60))
-    _assert_buckets_equal(await _buckets(database, ratio_hours), _expected_buckets(samples, 3600))
-    _assert_buckets_equal(await _buckets(database, ratio_days), _expected_buckets(samples, 86400))
+    assert_buckets_equal(
+        await stored_buckets(database, ratio_minutes), expected_buckets(samples, 60)
+    )
+    assert_buckets_equal(
+        await stored_buckets(database, ratio_hours), expected_buckets(samples, 3600)
+    )
+    assert_buckets_equal(
+        await stored_buckets(database, ratio_days), expected_buckets(samples, 86400)
+    )
 
     repo = Repository(database)
     windows = [
@@ -135,7 +94,7 @@ async def test_aggregates_and_window_stats_match_python(
     ]
     for start, end in windows:
         actual = await repo.window_stats(start, end)
-        expected = _expected_window(samples, start, end)
+        expected = expected_window(samples, start, end)
         assert actual.keys() == expected.keys(), (start, end)
         for pid, want in expected.items():
             got = actual[pid]
@@ -177,8 +136,8 @@ async def test_stop_writes_everything_queued(
         await writer.stop(30)
     await writer.stop(30)
     assert not writer.running
-    assert await _count(database, ratio_samples) == 120
-    assert await _count(database, ticks) == 120
+    assert await count_rows(database, ratio_samples) == 120
+    assert await count_rows(database, ticks) == 120
     with pytest.raises(StorageError):
         await writer.submit_sample(make_sample(pair_ids[0], T0, 1.0))
 
@@ -212,7 +171,7 @@ async def test_ticks_dropped_when_queue_full_but_samples_fit(
     await writer.stop(5)
     stats = writer.stats
     assert (stats.written_ticks, stats.written_samples, stats.dropped_ticks) == (9, 2, 6)
-    assert await _count(database, ticks) == 9
+    assert await count_rows(database, ticks) == 9
 
 
 async def test_ticks_ignored_when_not_stored(
@@ -225,7 +184,7 @@ async def test_ticks_ignored_when_not_stored(
     await writer.flush()
     await writer.stop(5)
     assert writer.stats.pending == 0
-    assert await _count(database, ticks) == 0
+    assert await count_rows(database, ticks) == 0
 
 
 async def test_failed_writes_are_retried_and_not_lost(
@@ -252,8 +211,8 @@ async def test_failed_writes_are_retried_and_not_lost(
         assert "postgres@" not in stats.last_error and "INSERT" not in stats.last_error
         assert stats.last_error_at is not None
         # The failing transaction wrote nothing: ticks and samples roll back with the buckets.
-        assert await _count(database, ratio_samples) == 0
-        assert await _count(database, ticks) == 0
+        assert await count_rows(database, ratio_samples) == 0
+        assert await count_rows(database, ticks) == 0
     finally:
         await _rename(database, "ratio_hours_away", "ratio_hours")
     async with asyncio.timeout(20):
@@ -263,8 +222,10 @@ async def test_failed_writes_are_retried_and_not_lost(
     assert stats.healthy and stats.retries >= 3 and stats.failures >= 3
     assert stats.last_success_at is not None
     assert (stats.written_samples, stats.written_ticks, stats.pending) == (40, 40, 0)
-    assert await _count(database, ratio_samples) == 40
-    _assert_buckets_equal(await _buckets(database, ratio_hours), _expected_buckets(samples, 3600))
+    assert await count_rows(database, ratio_samples) == 40
+    assert_buckets_equal(
+        await stored_buckets(database, ratio_hours), expected_buckets(samples, 3600)
+    )
     assert any(r.exc_info for r in caplog.records if r.levelno == logging.ERROR)
 
 
@@ -311,7 +272,7 @@ async def test_samples_of_deleted_pairs_do_not_block_the_queue(
     await writer.stop(5)
     assert writer.stats.failures == 0
     assert writer.stats.written_samples == 1
-    assert await _count(database, ratio_samples) == 1
+    assert await count_rows(database, ratio_samples) == 1
 
 
 def test_backoff_delay_doubles_up_to_the_maximum_with_jitter() -> None:

@@ -1,5 +1,7 @@
 // Small DOM helpers shared by the panels.
 
+import { isNumber } from "./format.js";
+
 /** Create an element: `el("td", { class: "num", dataset: { col: "bid" } }, "text", child)`. */
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -29,6 +31,22 @@ export function setCell(cell, text, flash = null) {
     const previous = cell.dataset.flash ?? "";
     cell.dataset.flash = `${flash}${previous.endsWith("1") ? "2" : "1"}`;
   }
+}
+
+/**
+ * Update one column of a table row (`row.values`, `row.cells`) from `value`; a numeric
+ * cell of a `column.flash` column flashes up or down when it changed. Returns the cell.
+ */
+export function updateColumn(row, column, value, flash) {
+  const before = row.values[column.key];
+  let direction = null;
+  if (flash && column.flash && isNumber(before) && isNumber(value) && value !== before) {
+    direction = value > before ? "up" : "down";
+  }
+  row.values[column.key] = value;
+  const cell = row.cells[column.key];
+  setCell(cell, column.format(value), direction);
+  return cell;
 }
 
 /** Collect updates and apply them once per animation frame (paused in hidden tabs). */

@@ -1,6 +1,6 @@
 // The live quotes table: one row per instrument, cells flash when their value changes.
 
-import { el, FrameBatch, setCell } from "./dom.js";
+import { el, FrameBatch, setCell, updateColumn } from "./dom.js";
 import { duration, isNumber, percent, price, quantity, splitSymbol } from "./format.js";
 import { t } from "./i18n.js";
 
@@ -106,14 +106,7 @@ export class QuotesTable {
       }
       for (const column of COLUMNS) {
         const value = quote[column.key];
-        const before = row.values[column.key];
-        let direction = null;
-        if (flash && column.flash && isNumber(before) && isNumber(value) && value !== before) {
-          direction = value > before ? "up" : "down";
-        }
-        row.values[column.key] = value;
-        const cell = row.cells[column.key];
-        setCell(cell, column.format(value), direction);
+        const cell = updateColumn(row, column, value, flash);
         if (column.signClass) {
           cell.classList.toggle("pos", isNumber(value) && value > 0);
           cell.classList.toggle("neg", isNumber(value) && value < 0);

@@ -1,6 +1,6 @@
 // The live ratios table: one row per active pair; a click opens the pair's chart.
 
-import { el, FrameBatch, setCell } from "./dom.js";
+import { el, FrameBatch, updateColumn } from "./dom.js";
 import { fixed, isNumber, pairTerm, ratio, signed } from "./format.js";
 import { t } from "./i18n.js";
 
@@ -121,14 +121,7 @@ export class RatiosTable {
       const row = this.rows.get(id) ?? this.createRow(id, item);
       for (const column of COLUMNS) {
         const value = item[column.key];
-        const before = row.values[column.key];
-        let direction = null;
-        if (flash && column.flash && isNumber(before) && isNumber(value) && value !== before) {
-          direction = value > before ? "up" : "down";
-        }
-        row.values[column.key] = value;
-        const cell = row.cells[column.key];
-        setCell(cell, column.format(value), direction);
+        const cell = updateColumn(row, column, value, flash);
         if (column.z) cell.classList.toggle("alert", isNumber(value) && Math.abs(value) >= Z_ALERT);
       }
       const mid = item.mid_ratio;
