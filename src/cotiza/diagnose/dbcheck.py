@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cotiza.ops.findings import Finding, Level
+from cotiza.diagnose.findings import Finding, Level
 from cotiza.settings import redact_url
 
 VERSIONS = Path(__file__).resolve().parents[1] / "storage" / "migrations" / "versions"

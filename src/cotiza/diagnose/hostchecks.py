@@ -10,9 +10,9 @@ from typing import Any
 
 import psutil
 
-from cotiza.ops import procs
-from cotiza.ops.findings import Finding, Level
-from cotiza.ops.ledger import Ledger, MonitorLock, MonitorState, RunPaths, utc_iso
+from cotiza.diagnose.findings import Finding, Level
+from cotiza.monitor import procs
+from cotiza.monitor.ledger import Ledger, MonitorLock, MonitorState, RunPaths, utc_iso
 
 CPU_WARN, MEMORY_WARN, DISK_WARN = 80.0, 90.0, 90.0
 

@@ -12,9 +12,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cotiza.ops import dbcheck, hostchecks, probes, procs
-from cotiza.ops.findings import Finding, Level, Report, guarded, skipped
-from cotiza.ops.ledger import RunPaths, read_state
+from cotiza.diagnose import dbcheck, hostchecks
+from cotiza.diagnose.findings import Finding, Level, Report, guarded, skipped
+from cotiza.monitor import probes, procs
+from cotiza.monitor.ledger import RunPaths, read_state
 
 SLOW_ANSWER = 5.0  # seconds: an answer slower than this is a warning
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import psutil
 
-from cotiza.ops.ledger import RunPaths, tail, utc_iso
-from cotiza.ops.procs import is_stopped
-from cotiza.ops.stackdump import DUMP_SIGNAL, stack_file
+from cotiza.monitor.ledger import RunPaths, tail, utc_iso
+from cotiza.monitor.procs import is_stopped
+from cotiza.stackdump import DUMP_SIGNAL, stack_file
 
 
 @dataclass
