@@ -138,7 +138,7 @@ def run_status(args: argparse.Namespace) -> int:
         if state.last_reasons:
             print("\nlast reasons")
             for item in state.last_reasons[-5:]:
-                ts = float(str(item.get("ts", 0)))
+                ts = float(item.get("ts", 0))
                 exit_text = f" ({item['exit']})" if item.get("exit") else ""
                 print(f"  {utc_iso(ts)}  {item.get('event')}: {item.get('reason')}{exit_text}")
     if not running or state.state == "GAVE_UP":

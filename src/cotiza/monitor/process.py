@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 
 from cotiza.monitor import procs
-from cotiza.monitor.ledger import MonitorState, RunPaths, rotate, utc_iso, write_state
+from cotiza.monitor.ledger import MonitorState, Reason, RunPaths, rotate, utc_iso, write_state
 from cotiza.monitor.machine import Machine
 from cotiza.monitor.settings import MonitorSettings
 
@@ -152,11 +152,11 @@ class StatusFile:
         self.settings = settings
         self.command = list(command)
         self.started_at = time.time()
-        self.reasons: list[dict[str, object]] = []
+        self.reasons: list[Reason] = []
         self.last_pgid: int | None = None
 
     def note(self, event: str, reason: str, exit_text: str | None) -> None:
-        item: dict[str, object] = {"ts": time.time(), "event": event, "reason": reason}
+        item: Reason = {"ts": time.time(), "event": event, "reason": reason}
         if exit_text:
             item["exit"] = exit_text
         self.reasons = [*self.reasons, item][-10:]

@@ -256,6 +256,8 @@ def _explain(error: ErrorDetails) -> str:
         return "expected a number"
     if kind in {"int_parsing", "int_type", "int_from_float"}:
         return "expected an integer"
+    if kind in {"bool_parsing", "bool_type"}:
+        return "expected true or false (1/0, yes/no, on/off)"
     if kind == "greater_than_equal":
         return f"must be at least {float(context['ge']):g}"
     if kind == "less_than_equal":

@@ -60,7 +60,7 @@ class Supervisor:
         self.sampler = procs.TreeSampler()
         self.child: Child | None = None
         self.groups: set[int] = set()  # process groups we (or a predecessor) started
-        self.last_health: Any = None
+        self.last_health: object = None
         self.unreachable = False  # the last liveness probe could not get an answer
         self._stop = asyncio.Event()
         self._restart = asyncio.Event()
