@@ -25,9 +25,6 @@ EXIT_USAGE = 2
 EXIT_COULD_NOT_RUN = 3
 
 
-# -- monitor -------------------------------------------------------------------------------
-
-
 def _status_line(port: int) -> Callable[[str], None]:
     def say(line: str) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
