@@ -12,9 +12,9 @@ import uvicorn
 
 from cotiza.api.app import Runtime, create_app
 from cotiza.hub import CLOSE_GOING_AWAY
-from cotiza.ops.sdnotify import Watchdog
-from cotiza.ops.stackdump import stack_dumps_on_signal
+from cotiza.sdnotify import Watchdog
 from cotiza.settings import Settings
+from cotiza.stackdump import stack_dumps_on_signal
 
 log = logging.getLogger(__name__)
 

@@ -65,9 +65,8 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
-    # The six variables of the specification.
-    monitoring_interval: float = Field(30.0, gt=0)
-    max_restarts: int = Field(3, ge=0)
+    # Four of the six variables of the specification; the monitor's own two,
+    # MONITORING_INTERVAL and MAX_RESTARTS, are in cotiza.monitor.settings.
     websocket_timeout: float = Field(10.0, gt=0)
     max_websocket_connections: int = Field(100, ge=1)
     dashboard_refresh_interval: float = Field(10.0, gt=0)

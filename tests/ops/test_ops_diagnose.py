@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from opskit import DIAGNOSE, PY, Harness, free_port, get, healthy, post, wait_for
 
-from cotiza.ops import render
-from cotiza.ops.diagnose import DiagnoseConfig, diagnose
-from cotiza.ops.findings import Finding, Level, Report
-from cotiza.ops.ledger import Entry, Ledger, RunPaths
+from cotiza.diagnose import render
+from cotiza.diagnose.findings import Finding, Level, Report
+from cotiza.diagnose.run import DiagnoseConfig, diagnose
+from cotiza.monitor.ledger import Entry, Ledger, RunPaths
 
 
 @dataclass
@@ -194,7 +194,7 @@ def test_invalid_configuration_exits_3(service: Running) -> None:
 
 def test_ledger_check_reports_restarts_and_rich_renders(tmp_path: Path) -> None:
     """The ledger check lists recent restarts; the rich renderer draws the same findings."""
-    from cotiza.ops.hostchecks import ledger
+    from cotiza.diagnose.hostchecks import ledger
 
     paths = RunPaths(tmp_path, 9999)
     book = Ledger(paths.ledger)

@@ -15,15 +15,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from opskit import Recorder, free_port, wait_for
+from opskit import MAIN, MONITOR, PY, Harness, Recorder, free_port, wait_for
 
+from cotiza import sdnotify
+from cotiza.cli.monitor import monitor_settings
 from cotiza.errors import ConfigurationError
-from cotiza.ops import sdnotify
-from cotiza.ops.alerts import Alert, AlertConfig, Alerter
-from cotiza.ops.ledger import Entry, Ledger, MonitorLock, MonitorState, read_state, write_state
-from cotiza.ops.monitor import Action, Machine, MonitorConfig, Observation, State
-from cotiza.ops.options import resolve
-from cotiza.ops.probes import HttpResult, judge_detailed, judge_liveness
+from cotiza.monitor.alerts import Alert, AlertConfig, Alerter
+from cotiza.monitor.ledger import Entry, Ledger, MonitorLock, MonitorState, read_state, write_state
+from cotiza.monitor.machine import Action, Machine, Observation, State
+from cotiza.monitor.probes import HttpResult, judge_detailed, judge_liveness
+from cotiza.monitor.settings import KNOBS, load_monitor_settings
 from cotiza.settings import Settings, load_settings
 
 OK = Observation(alive=True, healthy=True)
@@ -48,7 +49,7 @@ def machine(**overrides: object) -> Machine:
         "cpu_samples": 2,
     }
     values.update(overrides)
-    m = Machine(MonitorConfig(**values), random.Random(1))  # type: ignore[arg-type]
+    m = Machine(load_monitor_settings(**values), random.Random(1))
     m.started(0.0)
     return m
 
@@ -213,7 +214,7 @@ def test_lock_is_exclusive_and_released_when_the_holder_dies(tmp_path: Path) -> 
     path = tmp_path / "m.lock"
     code = (
         "import sys, time; sys.path[:0] = sys.argv[2:]\n"
-        "from cotiza.ops.ledger import MonitorLock\n"
+        "from cotiza.monitor.ledger import MonitorLock\n"
         f"lock = MonitorLock(__import__('pathlib').Path({str(path)!r}))\n"
         "assert lock.acquire()\n"
         "print('locked', flush=True); time.sleep(60)\n"
@@ -317,30 +318,80 @@ def test_debug_routes_exist_only_when_enabled() -> None:
 
 
 def _args(**values: object) -> argparse.Namespace:
-    from cotiza.ops.options import KNOBS
-
-    base: dict[str, object] = {k.field: None for k in KNOBS}
+    base: dict[str, object] = dict.fromkeys(KNOBS)
     base.update(port=None, host=None, no_canary=False)
     base.update(values)
     return argparse.Namespace(**base)
 
 
-def test_monitor_options_flag_beats_environment_beats_default() -> None:
-    """Flags override MONITOR_* variables, which override defaults from the settings."""
-    settings = Settings(monitoring_interval=2.0, max_restarts=7)
-    config = resolve(_args(), settings, env={})
+@pytest.fixture
+def monitor_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory without ``.env`` and an environment without monitor variables."""
+    from cotiza.monitor.settings import MonitorSettings
+
+    monkeypatch.chdir(tmp_path)
+    for name in MonitorSettings.model_fields:
+        monkeypatch.delenv(MonitorSettings.variable(name), raising=False)
+    return tmp_path
+
+
+def test_monitor_options_flag_beats_environment_beats_default(
+    monitor_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Flags override the environment, which overrides ``.env``, which overrides defaults."""
+    (monitor_env / ".env").write_text("MONITORING_INTERVAL=2\nMAX_RESTARTS=7\n")
+    config = monitor_settings(_args())
     assert (config.interval, config.max_restarts, config.probe_timeout) == (2.0, 7, 2.0)
-    env = {"MONITOR_FAILURE_THRESHOLD": "5", "MONITORING_INTERVAL": "9"}
-    config = resolve(_args(failure_threshold=4), settings, env=env)
+    monkeypatch.setenv("MONITOR_FAILURE_THRESHOLD", "5")
+    monkeypatch.setenv("MONITORING_INTERVAL", "9")
+    config = monitor_settings(_args(failure_threshold=4))
     assert config.failure_threshold == 4 and config.interval == 9.0 and config.probe_timeout == 5.0
 
 
-def test_monitor_options_name_the_bad_variable() -> None:
+def test_monitor_options_name_the_bad_variable(
+    monitor_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An invalid value stops with one message naming the variable or flag."""
+    monkeypatch.setenv("MONITOR_TERM_GRACE", "soon")
     with pytest.raises(ConfigurationError, match="MONITOR_TERM_GRACE"):
-        resolve(_args(), Settings(), env={"MONITOR_TERM_GRACE": "soon"})
+        monitor_settings(_args())
+    monkeypatch.delenv("MONITOR_TERM_GRACE")
     with pytest.raises(ConfigurationError, match="--failure-threshold"):
-        resolve(_args(failure_threshold=0), Settings(), env={})
+        monitor_settings(_args(failure_threshold=0))
+
+
+def test_monitor_settings_hold_the_one_default_of_each_knob(monitor_env: Path) -> None:
+    """MONITORING_INTERVAL and MAX_RESTARTS default only in MonitorSettings; timeouts follow."""
+    settings = load_monitor_settings()
+    assert (settings.interval, settings.max_restarts) == (30.0, 3)
+    assert (settings.probe_timeout, settings.canary_window) == (5.0, 5.0)
+    fast = load_monitor_settings(interval=0.5)
+    assert (fast.probe_timeout, fast.canary_window) == (0.5, 1.0)
+    assert not {"monitoring_interval", "max_restarts"} & set(Settings.model_fields)
+    (monitor_env / ".env").write_text("MONITOR_TERM_GRACE=3\n")
+    assert load_monitor_settings().term_grace == 3.0
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "named"),
+    [
+        ((), {"MONITORING_INTERVAL": "soon"}, "MONITORING_INTERVAL: expected a number"),
+        ((), {"MAX_RESTARTS": "-1"}, "MAX_RESTARTS: must be at least 0"),
+        ((), {"MONITOR_BACKOFF_JITTER": "2"}, "MONITOR_BACKOFF_JITTER: must be at most 1"),
+        (("--interval", "0"), {}, "--interval: must be at least 0.01"),
+    ],
+)
+def test_invalid_monitor_configuration_stops_it_with_exit_2_naming_it(
+    ops: Harness, flags: tuple[str, ...], env: dict[str, str], named: str
+) -> None:
+    """A bad monitor variable or flag stops ``monitor_service.py``: exit 2, one line, no files."""
+    port = str(free_port())
+    argv = (MONITOR, "--port", port, "--run-dir", str(ops.run_dir), *flags, "--", PY, MAIN)
+    result = ops.cli(*argv, **env)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0], result.stderr
+    assert not ops.run_dir.exists()  # neither a state file nor a started service
 
 
 # -- probes and the service side -----------------------------------------------------------
@@ -378,7 +429,7 @@ def test_stack_dump_on_sigusr1_names_the_blocking_call(tmp_path: Path) -> None:
     """SIGUSR1 makes a process blocked in a sync call write every thread's stack to a file."""
     code = (
         "import sys, time, pathlib; sys.path[:0] = sys.argv[2:]\n"
-        "from cotiza.ops.stackdump import stack_dumps_on_signal\n"
+        "from cotiza.stackdump import stack_dumps_on_signal\n"
         f"with stack_dumps_on_signal(pathlib.Path({str(tmp_path)!r})):\n"
         "    def stuck_in_sleep():\n"
         "        print('ready', flush=True)\n"
@@ -403,7 +454,7 @@ def test_head_revision_is_read_from_the_migration_files() -> None:
     """diagnose knows the expected schema revision without importing Alembic."""
     from alembic.script import ScriptDirectory
 
-    from cotiza.ops.dbcheck import head_revision
+    from cotiza.diagnose.dbcheck import head_revision
     from cotiza.storage.database import alembic_config
 
     assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
@@ -421,8 +472,8 @@ def _migrate(url: str) -> None:
 
 def test_database_check_on_sqlite(tmp_path: Path) -> None:
     """SQLite: a missing file warns without being created; a migrated one is at the head."""
-    from cotiza.ops.dbcheck import database
-    from cotiza.ops.findings import Level
+    from cotiza.diagnose.dbcheck import database
+    from cotiza.diagnose.findings import Level
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"
     finding = asyncio.run(database(url, 2.0, True, 10.0))
@@ -436,8 +487,8 @@ def test_database_check_on_sqlite(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_database_check_on_postgres(fresh_pg_url: str) -> None:
     """PostgreSQL: an empty database is critical (no schema); a migrated one is reachable."""
-    from cotiza.ops.dbcheck import database
-    from cotiza.ops.findings import Level
+    from cotiza.diagnose.dbcheck import database
+    from cotiza.diagnose.findings import Level
 
     finding = asyncio.run(database(fresh_pg_url, 5.0, True, 10.0))
     assert finding.level is Level.CRIT and "expected" in finding.summary
@@ -449,8 +500,8 @@ def test_database_check_on_postgres(fresh_pg_url: str) -> None:
 
 def test_database_check_unreachable_is_critical() -> None:
     """A database that refuses connections is a critical finding, never an exception."""
-    from cotiza.ops.dbcheck import database
-    from cotiza.ops.findings import Level
+    from cotiza.diagnose.dbcheck import database
+    from cotiza.diagnose.findings import Level
 
     port = free_port()
     url = f"postgresql+asyncpg://u:secret@127.0.0.1:{port}/x"
@@ -462,7 +513,7 @@ def test_default_command_is_main_py_or_the_installed_console_script(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The monitor runs ``python3 main.py`` where there is one, else ``cotiza serve``."""
-    from cotiza.cli.ops import default_command
+    from cotiza.cli.monitor import default_command
 
     monkeypatch.chdir(tmp_path)
     assert default_command()[-1] == "serve"

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from cotiza.api.deps import ServicesDep
 from cotiza.health import Scope, Status, overall, ready, render
-from cotiza.ops.ledger import monitor_summary
+from cotiza.monitor.ledger import monitor_summary
 
 router = APIRouter(tags=["health"])
 

@@ -12,6 +12,10 @@ import random
 from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cotiza.monitor.settings import MonitorSettings
 
 
 class State(StrEnum):
@@ -29,35 +33,6 @@ class Action(StrEnum):
     RESTART = "restart"
     GIVE_UP = "give_up"
     TRIAL_START = "trial_start"  # while given up, nothing holds the port: try once
-
-
-@dataclass(frozen=True)
-class MonitorConfig:
-    """Every timing of the monitor, in seconds unless the name says otherwise."""
-
-    port: int = 8000
-    host: str = "127.0.0.1"
-    interval: float = 30.0
-    max_restarts: int = 3
-    failure_threshold: int = 3
-    failure_grace: float = 0.0
-    probe_timeout: float = 5.0
-    canary: bool = True
-    canary_window: float = 5.0
-    startup_budget: float = 60.0
-    startup_poll: float = 0.25
-    term_grace: float = 10.0
-    backoff_base: float = 1.0
-    backoff_cap: float = 60.0
-    backoff_jitter: float = 0.2
-    restart_window: float = 600.0
-    stable_after: float = 60.0
-    giveup_interval: float = 300.0
-    memory_limit_mb: float = 2048.0
-    memory_samples: int = 3
-    cpu_warn_percent: float = 90.0
-    cpu_samples: int = 3
-    log_lines: int = 50
 
 
 @dataclass(frozen=True)
@@ -88,8 +63,8 @@ NOTHING = Decision()
 class Machine:
     """Decides when to restart, back off, give up and resume."""
 
-    def __init__(self, config: MonitorConfig, rng: random.Random | None = None) -> None:
-        self.config = config
+    def __init__(self, settings: MonitorSettings, rng: random.Random | None = None) -> None:
+        self.settings = settings
         self.rng = rng or random.Random()
         self.state = State.STARTING
         self.failures = 0
@@ -156,7 +131,7 @@ class Machine:
     def restore(self, restart_ages: list[float], now: float) -> None:
         """Carry the restart window over from a previous monitor (ages in seconds)."""
         for age in sorted(restart_ages, reverse=True):
-            if 0 <= age <= self.config.restart_window:
+            if 0 <= age <= self.settings.restart_window:
                 self.restarts.append(now - age)
         self.streak = len(self.restarts)
 
@@ -164,10 +139,10 @@ class Machine:
 
     def next_wait(self) -> float:
         if self.state is State.STARTING:
-            return min(self.config.startup_poll, self.config.interval)
+            return min(self.settings.startup_poll, self.settings.interval)
         if self.state is State.GAVE_UP:
-            return self.config.giveup_interval
-        return self.config.interval
+            return self.settings.giveup_interval
+        return self.settings.interval
 
     def restarts_in_window(self, now: float) -> int:
         self._prune(now)
@@ -177,14 +152,14 @@ class Machine:
         """Exponential, capped, with jitter; the first restart after a stable run is at once."""
         if streak <= 0:
             return 0.0
-        c = self.config
+        c = self.settings
         delay: float = min(c.backoff_cap, c.backoff_base * 2.0 ** (streak - 1))
         return delay * (1.0 - c.backoff_jitter * self.rng.random())
 
     # -- rules -------------------------------------------------------------------------
 
     def _prune(self, now: float) -> None:
-        while self.restarts and now - self.restarts[0] > self.config.restart_window:
+        while self.restarts and now - self.restarts[0] > self.settings.restart_window:
             self.restarts.popleft()
 
     def _restart(self, now: float, reason: str) -> Decision:
@@ -194,7 +169,7 @@ class Machine:
             self.state = State.GAVE_UP
             return Decision(Action.GIVE_UP, reason, silent=True)
         self._prune(now)
-        if len(self.restarts) >= self.config.max_restarts:
+        if len(self.restarts) >= self.settings.max_restarts:
             self.state = State.GAVE_UP
             self.gave_up_reason = reason
             return Decision(Action.GIVE_UP, reason)
@@ -206,12 +181,12 @@ class Machine:
         return Decision(Action.RESTART, reason, delay)
 
     def _memory(self, obs: Observation) -> str | None:
-        limit = self.config.memory_limit_mb
+        limit = self.settings.memory_limit_mb
         if limit <= 0 or obs.rss_mb is None or obs.rss_mb <= limit:
             self.memory_over = 0
             return None
         self.memory_over += 1
-        if self.memory_over < self.config.memory_samples:
+        if self.memory_over < self.settings.memory_samples:
             return None  # one spike is not a leak: wait for K samples in a row
         return (
             f"memory: RSS {obs.rss_mb:.0f} MiB over the {limit:g} MiB limit "
@@ -219,12 +194,12 @@ class Machine:
         )
 
     def _cpu(self, obs: Observation) -> tuple[str, ...]:
-        if obs.cpu_percent is None or obs.cpu_percent < self.config.cpu_warn_percent:
+        if obs.cpu_percent is None or obs.cpu_percent < self.settings.cpu_warn_percent:
             self.cpu_over = 0
             return ()
         self.cpu_over += 1
         # High CPU alone never restarts; it is reported once per episode.
-        return ("cpu_high",) if self.cpu_over == self.config.cpu_samples else ()
+        return ("cpu_high",) if self.cpu_over == self.settings.cpu_samples else ()
 
     def _starting(self, now: float, obs: Observation, events: tuple[str, ...]) -> Decision:
         if obs.healthy:
@@ -241,8 +216,8 @@ class Machine:
                 self.restarted = False
                 return Decision(events=(*events, "ready", "recovered"))
             return Decision(events=(*events, "ready"))
-        if now - self.started_at >= self.config.startup_budget:
-            budget = self.config.startup_budget
+        if now - self.started_at >= self.settings.startup_budget:
+            budget = self.settings.startup_budget
             return self._restart(now, f"startup: not healthy within {budget:g} s")
         return Decision(events=events)
 
@@ -252,7 +227,7 @@ class Machine:
         self.state = State.RUNNING
         if self.healthy_since is None:
             self.healthy_since = now
-        stable = now - self.healthy_since >= self.config.stable_after
+        stable = now - self.healthy_since >= self.settings.stable_after
         if stable and (self.streak or self.probation):
             self.streak = 0
             if self.probation:
@@ -266,8 +241,8 @@ class Machine:
         self.failures += 1
         if self.first_failure_at is None:
             self.first_failure_at = now
-        lasting = now - self.first_failure_at >= self.config.failure_grace
-        if self.failures >= self.config.failure_threshold and lasting:
+        lasting = now - self.first_failure_at >= self.settings.failure_grace
+        if self.failures >= self.settings.failure_threshold and lasting:
             return self._restart(now, f"{self.failures} consecutive failures: {reason}")
         self.state = State.FAILING
         return Decision(reason=reason, events=(*events, "failure"))

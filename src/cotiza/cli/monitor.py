@@ -1,4 +1,4 @@
-"""``cotiza diagnose``, ``cotiza monitor``, ``cotiza monitor status`` and ``monitor restart``."""
+"""``cotiza monitor`` (``python3 monitor_service.py``), ``monitor status``, ``monitor restart``."""
 
 from __future__ import annotations
 
@@ -10,73 +10,22 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cotiza.errors import ConfigurationError
-from cotiza.settings import Settings, load_settings
+from cotiza.settings import load_settings
+
+if TYPE_CHECKING:
+    from cotiza.monitor.ledger import RunPaths
+    from cotiza.monitor.settings import MonitorSettings
 
 EXIT_USAGE = 2
 EXIT_COULD_NOT_RUN = 3
 
 
-def _settings(port: int | None = None) -> Settings:
-    return load_settings(port=port)
-
-
-# -- diagnose ------------------------------------------------------------------------------
-
-
-def run_diagnose(args: argparse.Namespace) -> int:
-    from cotiza.calendar import MarketCalendar
-    from cotiza.ops import render
-    from cotiza.ops.diagnose import DiagnoseConfig, diagnose
-
-    try:
-        settings = _settings(args.port)
-        run_dir = Path(args.run_dir) if args.run_dir else settings.run_dir
-        db_path = Path(settings.database_url.split(":///", 1)[-1]).parent
-        config = DiagnoseConfig(
-            host=args.host,
-            port=settings.port,
-            http_timeout=args.timeout,
-            ws_timeout=args.ws_timeout or min(5.0, settings.websocket_timeout),
-            token=settings.api_token.get_secret_value() if settings.api_token else None,
-            run_dir=run_dir,
-            database_url=settings.database_url,
-            market_open=MarketCalendar.from_settings(settings).is_open(time.time()),
-            sample_interval=settings.ratio_sample_interval,
-            disk_paths=tuple(
-                dict.fromkeys(p.resolve() for p in (Path.cwd(), db_path) if p.is_dir())
-            ),
-        )
-        report = asyncio.run(diagnose(config))
-    except ConfigurationError as exc:
-        print(f"cotiza diagnose: could not run: {exc}", file=sys.stderr)
-        return EXIT_COULD_NOT_RUN
-    if args.output:
-        Path(args.output).write_text(render.as_json(report, args.fail_on) + "\n", encoding="utf-8")
-    if args.json:
-        print(render.as_json(report, args.fail_on))
-    elif sys.stdout.isatty():
-        render.rich(report, args.fail_on, sys.stdout)
-    else:
-        render.plain(report, args.fail_on, sys.stdout)
-    return report.exit_code(args.fail_on)
-
-
-def _guarded_diagnose(args: argparse.Namespace) -> int:
-    try:
-        return run_diagnose(args)
-    except Exception as exc:  # Nagios: anything unexpected is "could not run" (3), not a crash
-        print(f"cotiza diagnose: could not run: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_COULD_NOT_RUN
-
-
-# -- monitor -------------------------------------------------------------------------------
-
-
-def _status_line(port: int) -> Any:
+def _status_line(port: int) -> Callable[[str], None]:
     def say(line: str) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         print(f"{stamp} monitor[{port}] {line}", flush=True)
@@ -91,15 +40,13 @@ def run_monitor(args: argparse.Namespace) -> int:
     if words[:1] == ["restart"]:
         return run_restart(args)
     from cotiza.logs import configure_logging
-    from cotiza.ops.alerts import Alerter
-    from cotiza.ops.ledger import RunPaths
-    from cotiza.ops.options import alert_config, resolve
-    from cotiza.ops.supervisor import Options, Supervisor
+    from cotiza.monitor.alerts import Alerter
+    from cotiza.monitor.ledger import RunPaths
+    from cotiza.monitor.supervisor import Options, Supervisor
 
     try:
-        settings = _settings(args.port)
-        config = resolve(args, settings)
-        alerts = alert_config(args)
+        settings = load_settings(port=args.port)
+        monitor = monitor_settings(args)
     except ConfigurationError as exc:
         print(f"cotiza monitor: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -107,16 +54,28 @@ def run_monitor(args: argparse.Namespace) -> int:
     for noisy in ("httpx", "httpcore", "websockets"):  # one line per probe is noise
         logging.getLogger(noisy).setLevel(logging.WARNING)
     run_dir = Path(args.run_dir) if args.run_dir else settings.run_dir
-    command = words or default_command()
     options = Options(
-        command=command,
-        paths=RunPaths(run_dir, config.port),
+        command=words or default_command(),
+        paths=RunPaths(run_dir, settings.port),
         token=settings.api_token.get_secret_value() if settings.api_token else None,
-        leave_running=args.leave_running or os.environ.get("MONITOR_LEAVE_RUNNING") == "1",
-        exit_on_give_up=args.exit_on_give_up or os.environ.get("MONITOR_EXIT_ON_GIVE_UP") == "1",
+        canary=not args.no_canary,
     )
-    supervisor = Supervisor(config, options, Alerter(alerts), _status_line(config.port))
+    alerter = Alerter(monitor.alert_config())
+    supervisor = Supervisor(monitor, options, alerter, _status_line(settings.port))
     return asyncio.run(supervisor.run())
+
+
+def monitor_settings(args: argparse.Namespace) -> MonitorSettings:
+    """The monitor's settings: its flags over the environment over the defaults."""
+    from cotiza.monitor.settings import KNOBS, load_monitor_settings
+
+    flags: dict[str, object] = {name: getattr(args, name, None) for name in KNOBS}
+    for name in ("host", "webhook_url", "telegram_chat_id", "telegram_api"):
+        flags[name] = getattr(args, name, None) or None  # an empty flag is no flag
+    for name in ("leave_running", "exit_on_give_up"):
+        flags[name] = getattr(args, name, False) or None  # store_true: absent is not False
+    flags["alert_timeout"] = getattr(args, "alert_timeout", None)
+    return load_monitor_settings(**flags)
 
 
 def default_command() -> list[str]:
@@ -127,16 +86,16 @@ def default_command() -> list[str]:
     return [sys.executable, "main.py"]
 
 
-def _paths(args: argparse.Namespace) -> Any:
-    from cotiza.ops.ledger import RunPaths
+def _paths(args: argparse.Namespace) -> RunPaths:
+    from cotiza.monitor.ledger import RunPaths
 
-    settings = _settings(args.port)
+    settings = load_settings(port=args.port)
     return RunPaths(Path(args.run_dir) if args.run_dir else settings.run_dir, settings.port)
 
 
 def run_status(args: argparse.Namespace) -> int:
     """Print the monitor's state; exit 0 running, 1 not yet healthy, 2 gave up or no monitor."""
-    from cotiza.ops.ledger import MonitorLock, read_state, utc_iso
+    from cotiza.monitor.ledger import MonitorLock, read_state, utc_iso
 
     try:
         paths = _paths(args)
@@ -176,7 +135,7 @@ def run_status(args: argparse.Namespace) -> int:
         if state.last_reasons:
             print("\nlast reasons")
             for item in state.last_reasons[-5:]:
-                ts = float(str(item.get("ts", 0)))
+                ts = float(item.get("ts", 0))
                 exit_text = f" ({item['exit']})" if item.get("exit") else ""
                 print(f"  {utc_iso(ts)}  {item.get('event')}: {item.get('reason')}{exit_text}")
     if not running or state.state == "GAVE_UP":
@@ -186,7 +145,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 def run_restart(args: argparse.Namespace) -> int:
     """Ask the running monitor for a planned restart (drain with 1012, then restart)."""
-    from cotiza.ops.ledger import MonitorLock
+    from cotiza.monitor.ledger import MonitorLock
 
     try:
         paths = _paths(args)
@@ -212,31 +171,6 @@ def _duration(seconds: float) -> str:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    diag = sub.add_parser("diagnose", help="one-shot diagnosis with Nagios exit codes")
-    diag.add_argument("--port", type=int, default=None, help="service port (default PORT or 8000)")
-    diag.add_argument("--host", default="127.0.0.1", help="address to probe")
-    diag.add_argument("--output", metavar="FILE", help="also write the results as JSON to FILE")
-    diag.add_argument("--json", action="store_true", help="print JSON instead of text")
-    diag.add_argument(
-        "--fail-on",
-        choices=("warn", "crit"),
-        default="warn",
-        help="warn: warnings exit 1 (default); crit: only critical problems fail",
-    )
-    diag.add_argument(
-        "--timeout", type=float, default=6.0, help="HTTP timeout per endpoint (s); > 5 s warns"
-    )
-    diag.add_argument(
-        "--ws-timeout",
-        type=float,
-        default=None,
-        help="WebSocket connect and fresh-tick timeout (default min(5, WEBSOCKET_TIMEOUT))",
-    )
-    diag.add_argument("--run-dir", default=None, help="the monitor's run directory (RUN_DIR)")
-    diag.set_defaults(func=_guarded_diagnose)
-
-    from cotiza.ops.options import add_arguments
-
     mon = sub.add_parser(
         "monitor",
         help="supervise the service; 'monitor status' and 'monitor restart' talk to one",
@@ -268,7 +202,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     mon.add_argument("--telegram-api", default=None, help="Bot API base URL [TELEGRAM_API_BASE]")
     mon.add_argument("--alert-timeout", type=float, default=None, help="seconds [ALERT_TIMEOUT]")
     mon.add_argument("--json", action="store_true", help="monitor status: print JSON")
-    add_arguments(mon)
+    _add_knobs(mon)
     mon.add_argument(
         "words",
         nargs="*",
@@ -276,3 +210,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="'status', 'restart', or the service command after '--'",
     )
     mon.set_defaults(func=run_monitor)
+
+
+def _add_knobs(parser: argparse.ArgumentParser) -> None:
+    """One flag per knob of ``MonitorSettings``, with its variable in the help."""
+    from cotiza.monitor.settings import KNOBS, MonitorSettings, flag
+
+    units = {"_mb": "MIB", "_percent": "PCT", "_jitter": "FRACTION"}
+    for name in KNOBS:
+        field = MonitorSettings.model_fields[name]
+        kind = int if field.annotation is int else float
+        metavar = next((v for k, v in units.items() if name.endswith(k)), None)
+        parser.add_argument(
+            flag(name),
+            type=kind,
+            default=None,
+            metavar=metavar or ("N" if kind is int else "S"),
+            help=f"{field.description} [{MonitorSettings.variable(name)}]",
+        )

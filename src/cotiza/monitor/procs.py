@@ -13,7 +13,7 @@ from enum import StrEnum
 
 import psutil
 
-from cotiza.ops.ledger import MonitorState
+from cotiza.monitor.ledger import MonitorState
 
 
 class Owner(StrEnum):

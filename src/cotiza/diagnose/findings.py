@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -36,7 +36,7 @@ class Finding:
     summary: str
     lines: list[str] = field(default_factory=list)
     hint: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
+    data: Mapping[str, object] = field(default_factory=dict)  # the check's own TypedDict
     elapsed: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:

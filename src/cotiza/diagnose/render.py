@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import TextIO
 
-from cotiza.ops.findings import SYMBOLS, Level, Report
-from cotiza.ops.ledger import utc_iso
+from cotiza.diagnose.findings import SYMBOLS, Level, Report
+from cotiza.monitor.ledger import utc_iso
 
 _STYLE = {
     Level.OK: "green",

@@ -11,8 +11,8 @@ import contextlib
 import logging
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import httpx
 
@@ -90,7 +90,9 @@ class Alerter:
                 jobs.append(self._post(http, "telegram", url, body))
             await asyncio.gather(*jobs)
 
-    async def _post(self, http: httpx.AsyncClient, name: str, url: str, body: Any) -> None:
+    async def _post(
+        self, http: httpx.AsyncClient, name: str, url: str, body: Mapping[str, object]
+    ) -> None:
         try:
             async with asyncio.timeout(self.config.timeout):
                 response = await http.post(url, json=body, timeout=self.config.timeout)

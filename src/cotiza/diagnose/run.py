@@ -11,10 +11,12 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NotRequired, TypedDict
 
-from cotiza.ops import dbcheck, hostchecks, probes, procs
-from cotiza.ops.findings import Finding, Level, Report, guarded, skipped
-from cotiza.ops.ledger import RunPaths, read_state
+from cotiza.diagnose import dbcheck, hostchecks
+from cotiza.diagnose.findings import Finding, Level, Report, guarded, skipped
+from cotiza.monitor import probes, procs
+from cotiza.monitor.ledger import RunPaths, read_state
 
 SLOW_ANSWER = 5.0  # seconds: an answer slower than this is a warning
 
@@ -32,6 +34,34 @@ CHECK_HINTS = {
     "the service past --memory-limit-mb",
     "websocket": "WebSocket connections are at MAX_WEBSOCKET_CONNECTIONS",
 }
+
+
+class PortData(TypedDict):
+    listening: bool
+    pid: NotRequired[int | None]  # the holder shown first, when the kernel names one
+    command: NotRequired[str]
+    owner: NotRequired[str]
+    note: NotRequired[str]
+
+
+class EndpointData(TypedDict):
+    status: int | None
+    latency_ms: float
+    error: str | None
+
+
+class HttpData(TypedDict):
+    endpoints: dict[str, EndpointData]
+    liveness_ok: bool
+    status: str | None  # of /health/detailed
+    problems: list[str]
+
+
+class WebSocketData(TypedDict):
+    outcome: str
+    connect_ms: float | None
+    pong_ms: float | None
+    first_tick_ms: float | None
 
 
 @dataclass(frozen=True)
@@ -54,7 +84,8 @@ async def diagnose(config: DiagnoseConfig) -> Report:
     paths = RunPaths(config.run_dir, config.port)
     state = read_state(paths.state)
     port = await guarded("port", check_port(config), 5.0)
-    holder_pid = port.data.get("pid")
+    pid = port.data.get("pid")
+    holder_pid = pid if isinstance(pid, int) else None
     others = asyncio.gather(
         guarded("resources", hostchecks.resources(holder_pid, config.disk_paths), 5.0),
         guarded(
@@ -87,7 +118,7 @@ async def check_port(config: DiagnoseConfig) -> Finding:
     state = read_state(RunPaths(config.run_dir, config.port).state)
     accepts = await asyncio.to_thread(procs.port_accepts, config.host, config.port, 1.0)
     found = await asyncio.to_thread(procs.holders, config.port, state)
-    data: dict[str, object] = {"listening": accepts or bool(found)}
+    data: PortData = {"listening": accepts or bool(found)}
     if not found:
         if accepts:
             return Finding(
@@ -108,7 +139,8 @@ async def check_port(config: DiagnoseConfig) -> Finding:
     rank = [procs.Owner.OURS, procs.Owner.UNMANAGED, procs.Owner.ORPHAN, procs.Owner.FOREIGN]
     found.sort(key=lambda h: rank.index(h.owner) if h.owner in rank else len(rank))
     main = found[0]
-    data.update(pid=main.pid, command=main.command, owner=main.owner.value, note=main.note)
+    data["pid"], data["command"] = main.pid, main.command
+    data["owner"], data["note"] = main.owner.value, main.note
     lines = [h.describe() for h in found[1:]]
     summary = f"{config.port} listening: {main.describe()}"
     if any(h.owner is procs.Owner.FOREIGN for h in found):
@@ -136,7 +168,7 @@ async def check_http(config: DiagnoseConfig) -> Finding:
         )
     live, detailed = probes.judge_liveness(results[0]), probes.judge_detailed(results[1])
     lines = []
-    endpoints: dict[str, object] = {}
+    endpoints: dict[str, EndpointData] = {}
     bad: list[str] = []
     slow: list[str] = []
     for result in results:
@@ -152,7 +184,7 @@ async def check_http(config: DiagnoseConfig) -> Finding:
         elif result.latency > SLOW_ANSWER:
             slow.append(f"{result.path} took {result.latency:.1f} s")
     lines.extend(f"  {problem}" for problem in detailed.problems)
-    data: dict[str, object] = {
+    data: HttpData = {
         "endpoints": endpoints,
         "liveness_ok": live.ok,
         "status": detailed.status,
@@ -201,7 +233,7 @@ async def check_websocket(config: DiagnoseConfig) -> Finding:
         parts.append(f"pong {result.pong_s * 1000:.0f} ms")
     if result.tick_s is not None:
         parts.append(f"fresh tick after {result.tick_s * 1000:.0f} ms ({result.symbols} symbols)")
-    data = {
+    data: WebSocketData = {
         "outcome": result.outcome.value,
         "connect_ms": None if result.connect_s is None else round(result.connect_s * 1000, 1),
         "pong_ms": None if result.pong_s is None else round(result.pong_s * 1000, 1),

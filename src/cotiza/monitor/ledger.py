@@ -23,7 +23,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NotRequired, TextIO, TypedDict
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,15 @@ class Ledger:
         return entries
 
 
+class Reason(TypedDict):
+    """Why the monitor last restarted or gave up, as kept in the state file."""
+
+    ts: float
+    event: str
+    reason: str
+    exit: NotRequired[str]  # "signal 9 (SIGKILL)", "exit code 3"
+
+
 @dataclass
 class MonitorState:
     """What a monitor publishes about itself and its service (``monitor-PORT.json``)."""
@@ -141,7 +150,7 @@ class MonitorState:
     restarts: list[float] = field(default_factory=list)
     restart_window: float = 0.0
     max_restarts: int = 0
-    last_reasons: list[dict[str, Any]] = field(default_factory=list)
+    last_reasons: list[Reason] = field(default_factory=list)
     gave_up_reason: str | None = None
     updated_at: float = field(default_factory=time.time)
 
@@ -252,7 +261,23 @@ def tail_entries(path: Path, max_bytes: int = 64 * 1024) -> list[Entry]:
     return entries
 
 
-def monitor_summary(run_dir: Path, port: int, limit: int = 5) -> dict[str, Any] | None:
+class RestartNote(TypedDict):
+    time: str
+    timestamp: float
+    event: str  # restart or gave_up
+    reason: str | None
+
+
+class MonitorSummary(TypedDict):
+    """The ``monitor`` member of ``/health/detailed``."""
+
+    state: str | None
+    monitor_pid: int | None
+    restarts_in_window: int | None
+    restarts: list[RestartNote]
+
+
+def monitor_summary(run_dir: Path, port: int, limit: int = 5) -> MonitorSummary | None:
     """What the service can tell about the monitor watching it (None when there is none)."""
     paths = RunPaths(run_dir, port)
     state = read_state(paths.state)

@@ -14,9 +14,9 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
-from cotiza.ops.findings import Finding, Level
+from cotiza.diagnose.findings import Finding, Level
 from cotiza.settings import redact_url
 
 VERSIONS = Path(__file__).resolve().parents[1] / "storage" / "migrations" / "versions"
@@ -39,6 +39,15 @@ def head_revision(versions: Path = VERSIONS) -> str | None:
         parents.update(_DOWN.findall(text))
     heads = sorted(revisions - parents)
     return heads[-1] if heads else None
+
+
+class DatabaseData(TypedDict):
+    url: str  # the password masked
+    latency_ms: float
+    revision: str | None
+    expected_revision: str | None
+    newest_sample_age_s: float | None
+    newest_tick_age_s: float | None
 
 
 @dataclass(frozen=True)
@@ -119,7 +128,7 @@ def _judge(
 ) -> Finding:
     now = time.time()
     newest, tick = probe.newest_sample, probe.newest_tick
-    data: dict[str, Any] = {
+    data: DatabaseData = {
         "url": shown,
         "latency_ms": round(probe.latency * 1000, 1),
         "revision": probe.revision,

@@ -6,15 +6,47 @@ import asyncio
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import psutil
 
-from cotiza.ops import procs
-from cotiza.ops.findings import Finding, Level
-from cotiza.ops.ledger import Ledger, MonitorLock, MonitorState, RunPaths, utc_iso
+from cotiza.diagnose.findings import Finding, Level
+from cotiza.monitor import procs
+from cotiza.monitor.ledger import Ledger, MonitorLock, MonitorState, RunPaths, utc_iso
 
 CPU_WARN, MEMORY_WARN, DISK_WARN = 80.0, 90.0, 90.0
+
+
+class ServiceTree(TypedDict):
+    pid: int
+    status: str
+    processes: int
+    rss_mb: float
+    cpu_percent: float
+    threads: int
+    open_files: int
+
+
+class ResourcesData(TypedDict):
+    cpu_percent: float
+    memory_percent: float
+    disk_percent: dict[str, float]
+    service: NotRequired[ServiceTree]
+
+
+class ProcessesData(TypedDict):
+    services: list[str]
+    monitors: list[str]
+    other_ports: list[str]
+    lock: int | None  # the pid holding the monitor's lock (-1: held, pid unreadable)
+
+
+class LedgerData(TypedDict):
+    monitor_running: bool
+    state: str | None
+    restarts_last_hour: int
+    restarts_in_window: int | None
+    last: list[dict[str, Any]]  # ledger entries as written
 
 
 async def resources(pid: int | None, disk_paths: tuple[Path, ...]) -> Finding:
@@ -25,7 +57,7 @@ def _resources(pid: int | None, disk_paths: tuple[Path, ...]) -> Finding:
     cpu = psutil.cpu_percent(interval=0.3)
     memory = psutil.virtual_memory().percent
     disks = {str(p): psutil.disk_usage(str(p)).percent for p in disk_paths or (Path.cwd(),)}
-    data: dict[str, Any] = {"cpu_percent": cpu, "memory_percent": memory, "disk_percent": disks}
+    data: ResourcesData = {"cpu_percent": cpu, "memory_percent": memory, "disk_percent": disks}
     warnings = []
     if cpu > CPU_WARN:
         warnings.append(f"CPU {cpu:.0f} % (> {CPU_WARN:.0f})")
@@ -105,7 +137,12 @@ def _processes(port: int, paths: RunPaths) -> Finding:
         else:
             monitors.append(line)
     holder = MonitorLock(paths.lock).holder()
-    data = {"services": services, "monitors": monitors, "other_ports": others, "lock": holder}
+    data: ProcessesData = {
+        "services": services,
+        "monitors": monitors,
+        "other_ports": others,
+        "lock": holder,
+    }
     lines = services + monitors + others
     problems = []
     if len(services) > 1:
@@ -143,7 +180,7 @@ async def ledger(paths: RunPaths, state: MonitorState | None) -> Finding:
         lines.append(f"{utc_iso(entry.ts)} {entry.event}: {entry.reason} ({exit_text})")
     monitor_alive = MonitorLock(paths.lock).holder() is not None
     recent = [e for e in restarts if now - e.ts < 3600]
-    data: dict[str, Any] = {
+    data: LedgerData = {
         "monitor_running": monitor_alive,
         "state": state.state if state else None,
         "restarts_last_hour": len(recent),

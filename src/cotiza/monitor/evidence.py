@@ -9,13 +9,24 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import psutil
 
-from cotiza.ops.ledger import RunPaths, tail, utc_iso
-from cotiza.ops.procs import is_stopped
-from cotiza.ops.stackdump import DUMP_SIGNAL, stack_file
+from cotiza.monitor.ledger import RunPaths, tail, utc_iso
+from cotiza.monitor.procs import is_stopped
+from cotiza.stackdump import DUMP_SIGNAL, stack_file
+
+
+class ProcessInfo(TypedDict, total=False):
+    """The process as it was before the restart (only ``error`` when it could not be read)."""
+
+    status: str
+    rss_mb: float
+    threads: int
+    cmdline: list[str]
+    started: str
+    error: str
 
 
 @dataclass
@@ -25,10 +36,10 @@ class Incident:
     reason: str
     pid: int
     time: str
-    process: dict[str, Any] = field(default_factory=dict)
+    process: ProcessInfo = field(default_factory=ProcessInfo)
     stack_dump: str | None = None
     stack_note: str = ""
-    last_health: Any = None
+    last_health: object = None  # the last /health/detailed body, or why there was none
     log_tail: list[str] = field(default_factory=list)
 
 
@@ -42,7 +53,7 @@ def catches_signal(pid: int, signum: int) -> bool:
     return match is not None and bool(int(match.group(1), 16) & (1 << (signum - 1)))
 
 
-def _process_info(pid: int) -> dict[str, Any]:
+def _process_info(pid: int) -> ProcessInfo:
     try:
         proc = psutil.Process(pid)
         with proc.oneshot():
@@ -93,7 +104,7 @@ async def _settled(path: Path, size: int) -> bool:
 
 
 async def capture(
-    paths: RunPaths, pid: int, reason: str, last_health: Any, log_lines: int, wait: float = 1.0
+    paths: RunPaths, pid: int, reason: str, last_health: object, log_lines: int, wait: float = 1.0
 ) -> Path:
     """Write an incident file for ``pid`` and return its path."""
     now = time.time()

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import psutil
 
-from cotiza.ops import procs
-from cotiza.ops.ledger import MonitorState, RunPaths, rotate, utc_iso, write_state
-from cotiza.ops.monitor import Machine, MonitorConfig
+from cotiza.monitor import procs
+from cotiza.monitor.ledger import MonitorState, Reason, RunPaths, rotate, utc_iso, write_state
+from cotiza.monitor.machine import Machine
+from cotiza.monitor.settings import MonitorSettings
 
 ADOPTED_POLL = 0.1  # seconds between liveness checks of a process that is not our child
 LOG_MAX_BYTES = 64 * 1024 * 1024  # the service log is rotated at a (re)start past this
@@ -146,16 +147,16 @@ def _create_time(pid: int) -> float | None:
 class StatusFile:
     """Publishes ``monitor-PORT.json`` for ``monitor status``, diagnose and adoption."""
 
-    def __init__(self, paths: RunPaths, config: MonitorConfig, command: Sequence[str]) -> None:
+    def __init__(self, paths: RunPaths, settings: MonitorSettings, command: Sequence[str]) -> None:
         self.paths = paths
-        self.config = config
+        self.settings = settings
         self.command = list(command)
         self.started_at = time.time()
-        self.reasons: list[dict[str, object]] = []
+        self.reasons: list[Reason] = []
         self.last_pgid: int | None = None
 
     def note(self, event: str, reason: str, exit_text: str | None) -> None:
-        item: dict[str, object] = {"ts": time.time(), "event": event, "reason": reason}
+        item: Reason = {"ts": time.time(), "event": event, "reason": reason}
         if exit_text:
             item["exit"] = exit_text
         self.reasons = [*self.reasons, item][-10:]
@@ -165,7 +166,7 @@ class StatusFile:
         if child is not None:
             self.last_pgid = child.pgid
         return MonitorState(
-            port=self.config.port,
+            port=self.paths.port,
             monitor_pid=os.getpid(),
             state=machine.state.value,
             command=self.command,
@@ -175,8 +176,8 @@ class StatusFile:
             service_started_at=child.started_at if child else None,
             monitor_started_at=self.started_at,
             restarts=[now_wall - (now_mono - t) for t in machine.restarts],
-            restart_window=self.config.restart_window,
-            max_restarts=self.config.max_restarts,
+            restart_window=self.settings.restart_window,
+            max_restarts=self.settings.max_restarts,
             last_reasons=self.reasons,
             gave_up_reason=machine.gave_up_reason,
         )

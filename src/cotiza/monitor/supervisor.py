@@ -1,6 +1,6 @@
 """The monitor's process side: start or adopt the service, probe it, act on decisions.
 
-The decisions come from ``cotiza.ops.monitor.Machine``; this module only observes and
+The decisions come from ``cotiza.monitor.machine.Machine``; this module only observes and
 carries them out: evidence, drain, stop the process group, free the port, start again.
 """
 
@@ -15,12 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cotiza.ops import probes, procs
-from cotiza.ops.alerts import Alert, Alerter
-from cotiza.ops.evidence import capture
-from cotiza.ops.ledger import Entry, Ledger, MonitorLock, RunPaths, read_state
-from cotiza.ops.monitor import Action, Decision, Machine, MonitorConfig, Observation, State
-from cotiza.ops.process import Child, StatusFile
+from cotiza.monitor import probes, procs
+from cotiza.monitor.alerts import Alert, Alerter
+from cotiza.monitor.evidence import capture
+from cotiza.monitor.ledger import Entry, Ledger, MonitorLock, RunPaths, read_state
+from cotiza.monitor.machine import Action, Decision, Machine, Observation, State
+from cotiza.monitor.process import Child, StatusFile
+from cotiza.monitor.settings import MonitorSettings
 
 EXIT_OK = 0
 EXIT_LOCKED = 3
@@ -29,37 +30,37 @@ EXIT_GAVE_UP = 4
 
 @dataclass
 class Options:
-    """How the monitor runs, besides its timings."""
+    """What the monitor runs and where, besides its settings."""
 
     command: list[str]
     paths: RunPaths
     token: str | None = None
-    leave_running: bool = False
-    exit_on_give_up: bool = False
+    canary: bool = True
     env: dict[str, str] = field(default_factory=dict)
 
 
 class Supervisor:
     def __init__(
         self,
-        config: MonitorConfig,
+        settings: MonitorSettings,
         options: Options,
         alerter: Alerter,
         status: Callable[[str], None],
         machine: Machine | None = None,
     ) -> None:
-        self.config = config
+        self.settings = settings
         self.options = options
         self.paths = options.paths
+        self.port = options.paths.port
         self.alerter = alerter
         self.say = status
-        self.machine = machine or Machine(config)
+        self.machine = machine or Machine(settings)
         self.ledger = Ledger(self.paths.ledger)
-        self.status_file = StatusFile(self.paths, config, options.command)
+        self.status_file = StatusFile(self.paths, settings, options.command)
         self.sampler = procs.TreeSampler()
         self.child: Child | None = None
         self.groups: set[int] = set()  # process groups we (or a predecessor) started
-        self.last_health: Any = None
+        self.last_health: object = None
         self.unreachable = False  # the last liveness probe could not get an answer
         self._stop = asyncio.Event()
         self._restart = asyncio.Event()
@@ -72,9 +73,7 @@ class Supervisor:
         lock = MonitorLock(self.paths.lock)
         rival = procs.live_monitor(read_state(self.paths.state))
         if rival or not lock.acquire():
-            self.say(
-                f"another monitor (pid {rival or lock.holder()}) supervises port {self.config.port}"
-            )
+            self.say(f"another monitor (pid {rival or lock.holder()}) supervises port {self.port}")
             return EXIT_LOCKED
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -102,7 +101,7 @@ class Supervisor:
             if pid and procs.alive(pid, previous.service_create_time):
                 self._adopt(pid, "from the state file")
                 return None
-        for holder in procs.holders(self.config.port, previous, self.options.command):
+        for holder in procs.holders(self.port, previous, self.options.command):
             if holder.pid and holder.owner in {procs.Owner.OURS, procs.Owner.UNMANAGED}:
                 self._adopt(holder.pid, "found on the port")
                 return None
@@ -154,7 +153,7 @@ class Supervisor:
         child = self.child
         gave_up = self.machine.state is State.GAVE_UP
         if child is not None and not child.exited.is_set():
-            if self.options.leave_running:
+            if self.settings.leave_running:
                 self.say(f"leaving service pid {child.pid} running")
             else:
                 self.say(f"stopping service pid {child.pid}")
@@ -187,14 +186,14 @@ class Supervisor:
         )
 
     async def _probe(self, *, full: bool) -> tuple[bool, str]:
-        c = self.config
-        async with probes.client(c.host, c.port, self.options.token) as http:
+        c = self.settings
+        async with probes.client(c.host, self.port, self.options.token) as http:
             jobs: list[Any] = [
                 probes.http_get(http, probes.LIVENESS_PATH, c.probe_timeout),
                 probes.http_get(http, probes.DETAILED_PATH, c.probe_timeout),
             ]
-            if full and c.canary:
-                url = probes.ws_url(c.host, c.port)
+            if full and self.options.canary:
+                url = probes.ws_url(c.host, self.port)
                 jobs.append(
                     probes.ws_canary(
                         http, url, c.probe_timeout, c.canary_window, self.options.token
@@ -213,7 +212,7 @@ class Supervisor:
     async def _look_for_service(self) -> Observation:
         """While given up: adopt a healthy service someone started, or report who blocks."""
         state = self.status_file.snapshot(self.machine, self.child, self.groups)
-        for holder in procs.holders(self.config.port, state, self.options.command):
+        for holder in procs.holders(self.port, state, self.options.command):
             if holder.pid and procs.pgid_of(holder.pid) in self.groups:
                 continue  # a leftover of ours: a trial start clears it
             if holder.pid and holder.owner in {procs.Owner.OURS, procs.Owner.UNMANAGED}:
@@ -234,7 +233,7 @@ class Supervisor:
                 self.ledger.append(Entry("failure", pid=pid, reason=decision.reason))
             elif event == "memory_high":
                 rss = f"RSS {obs.rss_mb:.0f} MiB" if obs.rss_mb is not None else "RSS ?"
-                limit = self.config.memory_limit_mb
+                limit = self.settings.memory_limit_mb
                 self.say(f"warning: service {rss} over the {limit:g} MiB limit")
                 self.ledger.append(Entry("memory_high", pid=pid, reason=rss))
             elif event == "cpu_high":
@@ -270,7 +269,7 @@ class Supervisor:
         incident = None
         if not child.exited.is_set() and child.running():
             path = await capture(
-                self.paths, child.pid, reason, self.last_health, self.config.log_lines
+                self.paths, child.pid, reason, self.last_health, self.settings.log_lines
             )
             incident = str(path)
             if not self.unreachable and not procs.is_stopped(child.pid):
@@ -331,17 +330,17 @@ class Supervisor:
             self._alert("gave_up", decision.reason, pid, incident)
         self._announce(decision.reason)
         self._save()
-        if self.options.exit_on_give_up:
+        if self.settings.exit_on_give_up:
             self._stop.set()
 
     async def _start(self, *, trial: bool = False) -> Decision | None:
         blocked = await self._clear_port()
         if blocked:
-            reason = f"port {self.config.port} held by {blocked}"
+            reason = f"port {self.port} held by {blocked}"
             self.ledger.append(Entry("start_failed", reason=reason))
             return None if trial else self.machine.start_failed(time.monotonic(), reason)
         try:
-            env = {**os.environ, **self.options.env, "PORT": str(self.config.port)}
+            env = {**os.environ, **self.options.env, "PORT": str(self.port)}
             env["RUN_DIR"] = str(self.paths.run_dir.resolve())
             self.child = await Child.spawn(self.options.command, env, self.paths.service_log)
         except OSError as exc:
@@ -359,12 +358,12 @@ class Supervisor:
 
     async def _clear_port(self) -> str | None:
         """Kill what our earlier runs left on the port; name any other holder."""
-        deadline = time.monotonic() + max(2.0, self.config.term_grace)
+        deadline = time.monotonic() + max(2.0, self.settings.term_grace)
         killed: set[int] = set()
         while True:
             ours: list[int | None] = []
             others: list[int | None] = []
-            for pid in procs.listeners(self.config.port):
+            for pid in procs.listeners(self.port):
                 group = procs.pgid_of(pid) if pid else None
                 (ours if group is not None and group in self.groups else others).append(pid)
             if others:
@@ -383,22 +382,22 @@ class Supervisor:
             await asyncio.sleep(0.05)  # the kernel releases the socket when the holder dies
 
     async def _drain(self) -> None:
-        c = self.config
+        c = self.settings
         timeout = min(c.probe_timeout, 2.0)
-        status, closed, error = await probes.drain(c.host, c.port, self.options.token, timeout)
+        status, closed, error = await probes.drain(c.host, self.port, self.options.token, timeout)
         detail = {"status": status, "closed": closed}
         self.ledger.append(Entry("drain", reason=error, detail=detail))
 
     async def _stop_child(self, child: Child) -> None:
-        if not await child.stop(self.config.term_grace):
-            self.say(f"pid {child.pid} ignored SIGTERM for {self.config.term_grace:g} s: SIGKILL")
+        if not await child.stop(self.settings.term_grace):
+            self.say(f"pid {child.pid} ignored SIGTERM for {self.settings.term_grace:g} s: SIGKILL")
 
     # -- reporting -----------------------------------------------------------------------
 
     def _alert(self, event: str, reason: str, pid: int | None, incident: str | None = None) -> None:
         alert = Alert(
             event=event,
-            port=self.config.port,
+            port=self.port,
             reason=reason,
             state=self.machine.state,
             pid=pid,

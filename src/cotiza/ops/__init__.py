@@ -1,1 +1,0 @@
-"""Operations: diagnosis, supervision, evidence capture and alerts for a cotiza service."""
