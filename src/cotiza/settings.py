@@ -263,9 +263,9 @@ class Settings(BaseSettings):
         close = None if h2 == 24 else dt.time(h2, m2)
         return dt.time(h1, m1), close
 
-    def redacted(self) -> dict[str, Any]:
-        """The settings as a dict safe to log or return: secrets masked."""
-        data = self.model_dump(mode="json")
+    def redacted(self) -> dict[str, object]:
+        """The settings as JSON-ready values safe to log or return: secrets masked."""
+        data: dict[str, object] = self.model_dump(mode="json")
         for key in ("api_token", "primary_password"):
             if data.get(key):
                 data[key] = "***"

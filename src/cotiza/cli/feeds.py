@@ -120,7 +120,9 @@ def record(args: argparse.Namespace) -> int:
 
     async def main(stop: asyncio.Event) -> int:
         feed = create_feed(settings)
-        recorder = FrameRecorder(args.out, settings.record_flush_interval)
+        recorder = FrameRecorder(
+            args.out, settings.record_flush_interval, stop_timeout=settings.shutdown_timeout
+        )
         quotes = 0
 
         def count(_quote: Quote) -> None:

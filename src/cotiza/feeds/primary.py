@@ -52,7 +52,6 @@ ENVIRONMENTS = {
 }
 
 
-
 def resolve_endpoints(env: str) -> tuple[str, str]:
     """The REST base and the WebSocket URL for ``remarket``, ``live`` or any base URL."""
     base = ENVIRONMENTS.get(env.strip().lower(), env.strip())
