@@ -9,7 +9,7 @@ nothing a client relies on (the route tests compare the fields). Keys marked
 
 from __future__ import annotations
 
-from typing import Any, Literal, NotRequired
+from typing import Literal, NotRequired
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -46,9 +46,9 @@ _ERROR_DESCRIPTIONS = {
 }
 
 
-def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+def error_responses(*codes: int) -> dict[int | str, dict[str, object]]:
     """The ``responses=`` of a route for these error codes, all shaped ``{"detail": ...}``."""
-    responses: dict[int | str, dict[str, Any]] = {}
+    responses: dict[int | str, dict[str, object]] = {}
     for code in codes:
         responses[code] = {"model": ErrorResponse, "description": _ERROR_DESCRIPTIONS[code]}
         if code == 401:
