@@ -133,3 +133,40 @@ async def test_sigterm_closes_connected_clients_with_1001(entry: str, tmp_path: 
         assert closed.rcvd is not None
         assert closed.rcvd.code == 1001, closed.rcvd
         assert await asyncio.to_thread(service.proc.wait, 30) in (0, -signal.SIGTERM)
+
+
+def test_option_check_sees_what_plain_uvicorn_changes(make_settings) -> None:
+    """cotiza's own uvicorn configuration matches its settings; uvicorn's defaults do not."""
+    import uvicorn
+
+    from cotiza.server import option_differences, uvicorn_config, websocket_options
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        raise AssertionError("never called")
+
+    settings = make_settings()
+    wanted = websocket_options(settings)
+    ours = uvicorn_config(app, settings)
+    ours.load()
+    assert option_differences(ours, wanted) == []
+    plain = uvicorn.Config(app)
+    plain.load()
+    found = option_differences(plain, wanted)
+    assert [item.split("=")[0] for item in found] == [
+        "ws_max_size",
+        "ws_ping_interval",
+        "ws_ping_timeout",
+        "ws_per_message_deflate",
+    ]
+    without = uvicorn.Config(app, ws="none", **_same_numbers(settings))
+    without.load()
+    assert [item.split("=")[0] for item in option_differences(without, wanted)] == ["ws"]
+
+
+def _same_numbers(settings) -> dict[str, object]:
+    return {
+        "ws_max_size": settings.ws_max_frame_bytes,
+        "ws_ping_interval": settings.ws_keepalive_interval,
+        "ws_ping_timeout": settings.ws_keepalive_interval,
+        "ws_per_message_deflate": False,
+    }
