@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
-SignalHandler = Any  # what signal.getsignal returns: a callable, an int constant or None
+SignalHandler = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
 
 
 class GuestServer:
