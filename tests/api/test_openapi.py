@@ -129,12 +129,17 @@ async def test_every_response_keeps_its_fields(service: LiveService) -> None:
     async with ws_client(service) as ws, service.http() as http:
         await send_json(ws, {"type": "subscribe", "instruments": [AL30]})
         await recv_until(ws, lambda m: m["type"] == "subscribed")
-        await wait_for(lambda: service.services.ratios.samples_taken > 0, message="a sample")
 
         async def get(path: str, **params: str) -> Any:
             response = await http.get(path, params=params)
             assert response.status_code == 200, (path, response.text)
             return response.json()
+
+        async def stored() -> bool:
+            history = await get("/api/ratios/history", base=AL30, quote=AL30D)
+            return bool(history["count"])
+
+        await wait_for(stored, timeout=20, message="a stored AL30/AL30D sample")
 
         assert (await get("/cotizaciones/health")).keys() == {"status", "timestamp"}
         detailed = await get("/health/detailed")
