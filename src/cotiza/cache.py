@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 
 from cotiza.calendar import MarketCalendar
 from cotiza.models import Quote
+from cotiza.staleness import quote_is_stale
 
 log = logging.getLogger(__name__)
 
@@ -87,15 +88,19 @@ class QuoteCache:
             return None
         return max(0.0, (now or time.time()) - quote.recv_ts)
 
-    def is_stale(self, quote: Quote, now: float | None = None) -> bool:
-        """A quote is stale when older than the limit while the market is open.
+    def is_stale(self, quote: Quote, now: float | None = None, *, feed_down: bool = False) -> bool:
+        """``cotiza.staleness.quote_is_stale`` for ``quote``, with this cache's calendar and limit.
 
         Outside the session, prices legitimately stop moving; the last one stays valid.
         """
         now = now or time.time()
-        if not self.calendar.is_open(now):
-            return False
-        return now - quote.recv_ts > self.stale_after
+        return quote_is_stale(
+            quote.recv_ts,
+            now,
+            market_open=self.calendar.is_open(now),
+            feed_down=feed_down,
+            limit=self.stale_after,
+        )
 
     def clear(self) -> None:
         self._quotes.clear()

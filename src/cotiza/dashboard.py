@@ -10,6 +10,9 @@ import datetime as dt
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import cast
+
+from typing_extensions import TypedDict
 
 from cotiza.calendar import MarketCalendar
 from cotiza.models import RatioPair, WindowStats
@@ -65,6 +68,30 @@ def dashboard_windows(now: float, calendar: MarketCalendar) -> DashboardWindows:
     )
 
 
+class DashboardRowData(TypedDict):
+    """A ``DashboardRow`` as JSON: the shape of each row of the dashboard table."""
+
+    par: str
+    client_id: str
+    pair_id: int
+    base: str
+    quote: str
+    ultimo_ratio_operado: float | None
+    ultimo_timestamp: str | None
+    promedio_rueda: float | None
+    promedio_dia_anterior: float | None
+    promedio_1semana: float | None
+    promedio_1mes: float | None
+    minimo_mensual: float | None
+    maximo_mensual: float | None
+    dif_rueda_pct: float | None
+    dif_dia_anterior_pct: float | None
+    dif_1semana_pct: float | None
+    dif_1mes_pct: float | None
+    dif_minimo_pct: float | None
+    dif_maximo_pct: float | None
+
+
 @dataclass(frozen=True, slots=True)
 class DashboardRow:
     """One row of the dashboard table; field names are part of the public contract."""
@@ -89,8 +116,9 @@ class DashboardRow:
     dif_minimo_pct: float | None
     dif_maximo_pct: float | None
 
-    def as_dict(self) -> dict[str, str | int | float | None]:
-        return asdict(self)
+    def as_dict(self) -> DashboardRowData:
+        # Same field names as DashboardRowData (a unit test holds the two together).
+        return cast(DashboardRowData, asdict(self))
 
 
 def _round(value: float | None, decimals: int) -> float | None:

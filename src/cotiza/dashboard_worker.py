@@ -7,15 +7,42 @@ import contextlib
 import logging
 import time
 from enum import StrEnum
-from typing import Any
+from typing import Literal
+
+from typing_extensions import TypedDict
 
 from cotiza.calendar import MarketCalendar
-from cotiza.dashboard import build_dashboard_rows, dashboard_windows
+from cotiza.dashboard import DashboardRowData, build_dashboard_rows, dashboard_windows
 from cotiza.hub import Connection, Hub, dumps
 from cotiza.settings import Settings
 from cotiza.storage.repository import Repository
+from cotiza.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
+
+
+class DashboardResult(TypedDict):
+    """The dashboard table as ``/api/ratios/dashboard`` returns it (and ``dashboard_data``)."""
+
+    status: Literal["success"]
+    data: list[DashboardRowData]
+    count: int
+    query_time_ms: float
+
+
+class DashboardWorkerStatus(TypedDict):
+    """The broadcast worker's state, as ``/cotizaciones/status`` reports it."""
+
+    state: str
+    running: bool
+    subscribers: int
+    max_subscribers: int
+    refresh_interval: float
+    runs: int
+    starts: int
+    errors: int
+    last_error: str | None
+    cached_at: float | None
 
 
 class DashboardQuery:
@@ -26,7 +53,7 @@ class DashboardQuery:
         self.calendar = calendar
         self.field = field
 
-    async def __call__(self, now: float | None = None) -> dict[str, Any]:
+    async def __call__(self, now: float | None = None) -> DashboardResult:
         started = time.perf_counter()
         now = now or time.time()
         pairs = await self.repository.list_pairs(active_only=True)
@@ -121,9 +148,7 @@ class DashboardWorker:
                 async with asyncio.timeout(self.settings.shutdown_timeout):
                     await asyncio.shield(task)
             except TimeoutError:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await cancel_and_wait(task, timeout=self.settings.shutdown_timeout)
             except Exception:
                 log.exception("dashboard worker ended with an error")
             self._task = None
@@ -164,7 +189,7 @@ class DashboardWorker:
         self.hub.publish_dashboard(payload)
         return payload
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> DashboardWorkerStatus:
         return {
             "state": self.state.value,
             "running": self.running,

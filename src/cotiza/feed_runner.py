@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
 from enum import StrEnum
-from typing import Any
+
+from typing_extensions import TypedDict
 
 from cotiza.cache import QuoteCache
 from cotiza.errors import FatalFeedError, InvalidRequestError
 from cotiza.feeds import Feed, create_feed
 from cotiza.feeds.base import FeedState
 from cotiza.settings import Settings
+from cotiza.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,26 @@ class RunnerState(StrEnum):
     STOPPED = "stopped"
     RUNNING = "running"
     FAILED = "failed"
+
+
+class FeedStatus(TypedDict):
+    """The feed's state and counters, as ``/cotizaciones/status`` and the controls report."""
+
+    state: str
+    feed: str
+    connection: str
+    instruments: list[str]
+    started_at: float | None
+    uptime: float | None
+    last_tick_age: float | None
+    starts: int
+    last_error: str | None
+    frames: int
+    quotes: int
+    reconnects: int
+    errors: int
+    last_feed_error: str | None
+    counters: dict[str, int | float]
 
 
 class FeedRunner:
@@ -140,13 +161,7 @@ class FeedRunner:
         self._task = None
         was_running = not task.done()
         if was_running:
-            task.cancel()
-            try:
-                async with asyncio.timeout(self.settings.shutdown_timeout):
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-            except TimeoutError:
-                log.error("feed task did not stop within %.1f s", self.settings.shutdown_timeout)
+            await cancel_and_wait(task, timeout=self.settings.shutdown_timeout)
         if self.feed is not None and self.feed.state is not FeedState.FAILED:
             self.feed.state = FeedState.STOPPED
         if self.state is RunnerState.RUNNING:
@@ -161,7 +176,7 @@ class FeedRunner:
         async with self._lock:
             await self._stop_locked()
 
-    def status(self, now: float | None = None) -> dict[str, Any]:
+    def status(self, now: float | None = None) -> FeedStatus:
         now = now or time.time()
         feed = self.feed
         last = self.cache.last_update_at

@@ -1,22 +1,41 @@
-"""Health checks in the shape of the IETF health-check draft, and the loop-lag probe."""
+"""Health assessment in the shape of the IETF health-check draft.
+
+``Check`` is one judged measurement; ``HealthAssessor`` judges the running components
+(feed, cache, database, writer, workers, memory, connections, event loop) and is what the
+health endpoints ask. The grading helpers are pure.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
-import os
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Literal, NotRequired
 
-import psutil
+from typing_extensions import TypedDict
+
+from cotiza.errors import CotizaError
+from cotiza.feed_runner import RunnerState
+
+if TYPE_CHECKING:
+    from cotiza.cache import QuoteCache
+    from cotiza.calendar import MarketCalendar
+    from cotiza.dashboard_worker import DashboardWorker
+    from cotiza.feed_runner import FeedRunner
+    from cotiza.hub import Hub
+    from cotiza.ratio_engine import RatioEngine
+    from cotiza.settings import Settings
+    from cotiza.storage.database import Database
+    from cotiza.storage.writer import Writer
+    from cotiza.vitals import LoopLagProbe, ProcessStats
 
 log = logging.getLogger(__name__)
+
+ObservedValue = int | float | str | dict[str, bool] | None
 
 
 class Status(StrEnum):
@@ -37,26 +56,37 @@ class Scope(StrEnum):
     READINESS = "readiness"
 
 
+class CheckItem(TypedDict):
+    """One entry of ``checks`` in a health response (IETF health-check draft)."""
+
+    status: str
+    observedValue: ObservedValue
+    time: str
+    observedUnit: NotRequired[str]
+    output: NotRequired[str]
+    affects: str
+
+
 @dataclass(frozen=True, slots=True)
 class Check:
     name: str
     status: Status
-    observed_value: Any = None
+    observed_value: ObservedValue = None
     observed_unit: str | None = None
     output: str | None = None
     scope: Scope = Scope.LIVENESS
 
-    def as_dict(self, now: float) -> dict[str, Any]:
-        item: dict[str, Any] = {
-            "status": self.status.value,
-            "observedValue": self.observed_value,
-            "time": dt.datetime.fromtimestamp(now, dt.UTC).isoformat(),
-        }
+    def as_item(self, now: float) -> CheckItem:
+        item = CheckItem(
+            status=self.status.value,
+            observedValue=self.observed_value,
+            time=dt.datetime.fromtimestamp(now, dt.UTC).isoformat(),
+            affects=self.scope.value,
+        )
         if self.observed_unit:
             item["observedUnit"] = self.observed_unit
         if self.output:
             item["output"] = self.output
-        item["affects"] = self.scope.value
         return item
 
 
@@ -68,7 +98,7 @@ def grade(value: float, warn: float, fail: float) -> Status:
     return Status.PASS
 
 
-def overall(checks: list[Check]) -> str:
+def overall(checks: list[Check]) -> Literal["healthy", "degraded", "unhealthy"]:
     """``unhealthy`` on a liveness failure, ``degraded`` on any other problem."""
     if any(c.status is Status.FAIL and c.scope is Scope.LIVENESS for c in checks):
         return "unhealthy"
@@ -81,10 +111,10 @@ def ready(checks: list[Check]) -> bool:
     return not any(c.status is Status.FAIL for c in checks)
 
 
-def render(checks: list[Check], now: float) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
+def render(checks: list[Check], now: float) -> dict[str, list[CheckItem]]:
+    out: dict[str, list[CheckItem]] = {}
     for check in checks:
-        out.setdefault(check.name, []).append(check.as_dict(now))
+        out.setdefault(check.name, []).append(check.as_item(now))
     return out
 
 
@@ -97,82 +127,155 @@ async def timed_check(
             return await probe()
     except TimeoutError:
         return Check(name, Status.FAIL, None, None, f"timed out after {timeout:g} s", scope)
-    except Exception as exc:
+    except CotizaError as exc:  # expected, e.g. StorageError for an unreachable database
         log.warning("health check %s failed: %r", name, exc)
+        return Check(name, Status.FAIL, None, None, f"{type(exc).__name__}", scope)
+    except Exception as exc:  # the probe's boundary: a bug, but still the check's result
+        log.exception("health check %s crashed", name)
         return Check(name, Status.FAIL, None, None, f"{type(exc).__name__}", scope)
 
 
-class LoopLagProbe:
-    """Sleeps a fixed tick and measures how late it wakes up.
+class HealthAssessor:
+    """Judges the running components; read-only, it never changes what it looks at."""
 
-    A blocked event loop shows up here even when the TCP port still accepts, which no
-    external ping can tell.
-    """
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        calendar: MarketCalendar,
+        database: Database,
+        writer: Writer,
+        cache: QuoteCache,
+        hub: Hub,
+        ratios: RatioEngine,
+        dashboard: DashboardWorker,
+        feed: FeedRunner,
+        lag: LoopLagProbe,
+        process: ProcessStats,
+    ) -> None:
+        self.settings = settings
+        self.calendar = calendar
+        self.database = database
+        self.writer = writer
+        self.cache = cache
+        self.hub = hub
+        self.ratios = ratios
+        self.dashboard = dashboard
+        self.feed = feed
+        self.lag = lag
+        self.process = process
 
-    def __init__(self, interval: float, window: int = 40) -> None:
-        self.interval = interval
-        self.samples: deque[float] = deque(maxlen=window)
-        self.last = 0.0
-        self.last_beat: float | None = None
-        self._task: asyncio.Task[None] | None = None
-        self.beats = 0
+    async def checks(self) -> list[Check]:
+        s = self.settings
+        now = time.time()
+        lag = self.lag.current()
+        return [
+            Check(
+                "event_loop:lag",
+                grade(lag, s.loop_lag_warn, s.loop_lag_fail),
+                round(lag * 1000, 2),
+                "ms",
+            ),
+            self._feed_state(),
+            self._feed_staleness(now),
+            await timed_check(
+                "database:responseTime", s.health_check_timeout, self._db_check, Scope.READINESS
+            ),
+            self._writes(),
+            self._workers(),
+            self._memory(),
+            self._connections(),
+        ]
 
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="loop-lag-probe")
+    def worker_states(self) -> dict[str, bool]:
+        return {
+            "writer": self.writer.running,
+            "loop_lag_probe": self.lag.running,
+            "dashboard_worker": self.dashboard.running,
+            **self.ratios.workers(),
+        }
 
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    def _feed_state(self) -> Check:
+        runner = self.feed
+        if runner.state is RunnerState.FAILED:
+            return Check(
+                "feed:state",
+                Status.FAIL,
+                runner.state.value,
+                None,
+                runner.last_error,
+                Scope.READINESS,
+            )
+        if runner.state is RunnerState.STOPPED:
+            note = "stopped on request" if runner.stopped_by_request else "not started"
+            return Check("feed:state", Status.WARN, "stopped", None, note, Scope.READINESS)
+        connection = runner.feed.state.value if runner.feed else "idle"
+        status = Status.PASS if connection == "connected" else Status.WARN
+        return Check("feed:state", status, connection, None, None, Scope.READINESS)
 
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+    def _feed_staleness(self, now: float) -> Check:
+        s = self.settings
+        last = self.cache.last_update_at
+        open_now = self.calendar.is_open(now)
+        if last is None:
+            if self.feed.state is RunnerState.RUNNING and open_now:
+                started = self.feed.started_at or now
+                status = Status.FAIL if now - started > s.feed_warn_after else Status.WARN
+                return Check(
+                    "feed:staleness", status, None, "s", "no data received yet", Scope.READINESS
+                )
+            note = "no data received" + ("" if open_now else "; market closed")
+            status = Status.WARN if open_now else Status.PASS
+            return Check("feed:staleness", status, None, "s", note, Scope.READINESS)
+        age = round(now - last, 3)
+        if not open_now:
+            return Check("feed:staleness", Status.PASS, age, "s", "market closed", Scope.READINESS)
+        status = grade(age, s.feed_warn_after, s.feed_fail_after)
+        return Check("feed:staleness", status, age, "s", None, Scope.READINESS)
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            expected = loop.time() + self.interval
-            await asyncio.sleep(self.interval)
-            lag = max(0.0, loop.time() - expected)
-            self.last = lag
-            self.samples.append(lag)
-            self.last_beat = loop.time()
-            self.beats += 1
+    async def _db_check(self) -> Check:
+        elapsed = await self.database.ping()
+        return Check(
+            "database:responseTime",
+            Status.PASS if elapsed < self.settings.database_slow_after else Status.WARN,
+            round(elapsed * 1000, 2),
+            "ms",
+            None,
+            Scope.READINESS,
+        )
 
-    def current(self) -> float:
-        """Worst lag over the recent window, counting a beat that is overdue right now."""
-        worst = max(self.samples, default=0.0)
-        if self.last_beat is not None:
-            overdue = asyncio.get_running_loop().time() - self.last_beat - self.interval
-            worst = max(worst, overdue)
-        return max(0.0, worst)
+    def _writes(self) -> Check:
+        stats = self.writer.stats
+        if stats.consecutive_failures:
+            return Check(
+                "database:writes",
+                Status.FAIL,
+                stats.pending,
+                "pending",
+                f"{stats.consecutive_failures} consecutive failures: {stats.last_error}",
+                Scope.READINESS,
+            )
+        status = Status.WARN if stats.dropped_ticks else Status.PASS
+        note = f"{stats.dropped_ticks} ticks dropped (queue full)" if stats.dropped_ticks else None
+        return Check("database:writes", status, stats.pending, "pending", note, Scope.READINESS)
 
+    def _workers(self) -> Check:
+        states = self.worker_states()
+        required = {k: v for k, v in states.items() if k != "dashboard_worker"}
+        dead = [name for name, alive in required.items() if not alive]
+        if self.dashboard.subscribers and not self.dashboard.running:
+            dead.append("dashboard_worker")
+        if dead:
+            return Check("workers:running", Status.FAIL, states, None, "dead: " + ", ".join(dead))
+        return Check("workers:running", Status.PASS, states)
 
-class ProcessStats:
-    """Resident memory, threads and open files of this process."""
+    def _memory(self) -> Check:
+        rss = self.process.memory_mb()
+        status = Status.WARN if rss > self.settings.memory_warn_mb else Status.PASS
+        return Check("process:memory", status, round(rss, 1), "MiB")
 
-    def __init__(self) -> None:
-        self._process = psutil.Process(os.getpid())
-
-    def memory_mb(self) -> float:
-        return float(self._process.memory_info().rss) / 1_048_576
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._process.oneshot():
-            info: dict[str, Any] = {
-                "pid": self._process.pid,
-                "rss_mb": round(self.memory_mb(), 1),
-                "threads": self._process.num_threads(),
-                "cpu_percent": self._process.cpu_percent(None),
-            }
-            with contextlib.suppress(psutil.Error):
-                info["open_files"] = self._process.num_fds()
-        return info
-
-
-def now_epoch() -> float:
-    return time.time()
+    def _connections(self) -> Check:
+        count = len(self.hub.connections)
+        limit = self.settings.max_websocket_connections
+        status = Status.WARN if count >= limit else Status.PASS
+        return Check("websocket:connections", status, count, "connections")

@@ -2,8 +2,57 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+
+from typing_extensions import TypedDict
+
+
+class TickPayload(TypedDict):
+    """The fields of a WebSocket ``tick`` frame (without ``type``)."""
+
+    symbol: str
+    bid: float | None
+    bid_size: float | None
+    offer: float | None
+    offer_size: float | None
+    last: float | None
+    last_size: float | None
+    cl: float | None
+    op: float | None
+    ts_ms: int
+
+
+class PairRecord(TypedDict):
+    """A ratio pair as stored and as returned by the API."""
+
+    id: int
+    base: str
+    quote: str
+    factor: float
+    client_id: str
+    active: bool
+
+
+class SampleRow(TypedDict):
+    """A ratio sample flattened: the stored row and the fields of a pushed ratio."""
+
+    pair_id: int
+    asof: float
+    bid_ratio: float | None
+    ask_ratio: float | None
+    mid_ratio: float | None
+    last_ratio: float | None
+    sma180_mid: float | None
+    sma180_bid: float | None
+    sma180_ask: float | None
+    std60_mid: float | None
+    std180_mid: float | None
+    band_upper: float | None
+    band_lower: float | None
+    z_bid: float | None
+    z_ask: float | None
+    vol_ratio: float | None
+    ratio_spread: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +82,7 @@ class Quote:
             return (self.bid + self.offer) / 2
         return self.last or None
 
-    def tick_payload(self) -> dict[str, Any]:
+    def tick_payload(self) -> TickPayload:
         """The fields of a WebSocket ``tick`` frame (without ``type``)."""
         return {
             "symbol": self.symbol,
@@ -64,8 +113,15 @@ class RatioPair:
     def name(self) -> str:
         return f"{short_symbol(self.base)}-{short_symbol(self.quote)}"
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def as_dict(self) -> PairRecord:
+        return {
+            "id": self.id,
+            "base": self.base,
+            "quote": self.quote,
+            "factor": self.factor,
+            "client_id": self.client_id,
+            "active": self.active,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +160,27 @@ class RatioSample:
     values: RatioValues
     indicators: Indicators
 
-    def flat(self) -> dict[str, Any]:
+    def flat(self) -> SampleRow:
         """All fields in one flat dict, as stored and as pushed."""
+        v, i = self.values, self.indicators
         return {
             "pair_id": self.pair_id,
             "asof": self.asof,
-            **asdict(self.values),
-            **asdict(self.indicators),
+            "bid_ratio": v.bid_ratio,
+            "ask_ratio": v.ask_ratio,
+            "mid_ratio": v.mid_ratio,
+            "last_ratio": v.last_ratio,
+            "sma180_mid": i.sma180_mid,
+            "sma180_bid": i.sma180_bid,
+            "sma180_ask": i.sma180_ask,
+            "std60_mid": i.std60_mid,
+            "std180_mid": i.std180_mid,
+            "band_upper": i.band_upper,
+            "band_lower": i.band_lower,
+            "z_bid": i.z_bid,
+            "z_ask": i.z_ask,
+            "vol_ratio": i.vol_ratio,
+            "ratio_spread": i.ratio_spread,
         }
 
 

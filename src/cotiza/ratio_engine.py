@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -19,6 +17,7 @@ from cotiza.ratios import DEFAULT_PAIRS, RollingIndicators, compute_ratios
 from cotiza.settings import Settings
 from cotiza.storage.repository import Repository
 from cotiza.storage.writer import Writer
+from cotiza.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +25,10 @@ log = logging.getLogger(__name__)
 class RatioEngine:
     """Keeps every active pair's latest ratios and rolling indicators.
 
-    Ticks only mark pairs dirty; one publisher task recomputes the dirty pairs at most
-    every ``RATIO_PUBLISH_INTERVAL`` and pushes each result once to the hub, so the cost
-    does not grow with ticks times clients. A sampler task stores a sample of every pair each
+    ``on_tick`` is a quote-cache listener (the service registers it). Ticks only mark
+    pairs dirty; one publisher task recomputes the dirty pairs at most every
+    ``RATIO_PUBLISH_INTERVAL`` and pushes each result once to the hub, so the cost does not
+    grow with ticks times clients. A sampler task stores a sample of every pair each
     ``RATIO_SAMPLE_INTERVAL``; the rolling windows are warm-started from stored history.
     """
 
@@ -69,20 +69,14 @@ class RatioEngine:
         if seeded:
             log.info("seeded %d default ratio pairs", seeded)
         await self.reload_pairs()
-        self.cache.add_listener(self.on_tick)
         self._tasks = [
             asyncio.create_task(self._publish_loop(), name="ratio-publisher"),
             asyncio.create_task(self._sample_loop(), name="ratio-sampler"),
         ]
 
     async def stop(self) -> None:
-        self.cache.remove_listener(self.on_tick)
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*tasks, timeout=self.settings.shutdown_timeout)
 
     def workers(self) -> dict[str, bool]:
         names = ("ratio_publisher", "ratio_sampler")
@@ -122,20 +116,15 @@ class RatioEngine:
             self._dirty.update(pair_ids)
             self._dirty_event.set()
 
-    def _stale_after(self, now: float) -> float:
-        if self.feed_down():
-            # Disconnected from upstream: every cached quote is stale, whatever its age.
-            return -math.inf
-        # Outside the session prices legitimately stop; the last one stays valid.
-        return self.settings.quote_stale_after if self.calendar.is_open(now) else math.inf
-
     def compute(self, pair: RatioPair, now: float) -> RatioValues:
         return compute_ratios(
             pair,
             self.cache.get(pair.base),
             self.cache.get(pair.quote),
             now,
-            self._stale_after(now),
+            self.settings.quote_stale_after,
+            market_open=self.calendar.is_open(now),
+            feed_down=self.feed_down(),
         )
 
     def message(

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from cotiza.models import Indicators, Quote, RatioPair, RatioValues
+from cotiza.staleness import quote_is_stale
 
 BAND_WIDTH = 1.5  # band_upper/lower = sma180_mid ± BAND_WIDTH · std180_mid
 
@@ -61,8 +62,12 @@ def _ratio(factor: float, numerator: float | None, denominator: float | None) ->
     return factor * numerator / denominator
 
 
-def _fresh(quote: Quote | None, now: float, stale_after: float) -> Quote | None:
-    if quote is None or quote.recv_ts < now - stale_after:
+def _fresh(
+    quote: Quote | None, now: float, limit: float, market_open: bool, feed_down: bool
+) -> Quote | None:
+    if quote is None or quote_is_stale(
+        quote.recv_ts, now, market_open=market_open, feed_down=feed_down, limit=limit
+    ):
         return None
     return quote
 
@@ -73,13 +78,17 @@ def compute_ratios(
     quote: Quote | None,
     now: float,
     stale_after: float,
+    *,
+    market_open: bool = True,
+    feed_down: bool = False,
 ) -> RatioValues:
     """The four live ratios of ``pair``; None wherever a side is missing, non-positive or stale.
 
-    A quote is stale when its ``recv_ts`` is older than ``now - stale_after``.
+    Staleness is ``cotiza.staleness.quote_is_stale`` with ``stale_after`` as the limit; the
+    defaults (market open, feed up) judge by age alone.
     """
-    a = _fresh(base, now, stale_after)
-    b = _fresh(quote, now, stale_after)
+    a = _fresh(base, now, stale_after, market_open, feed_down)
+    b = _fresh(quote, now, stale_after, market_open, feed_down)
     if a is None or b is None:
         return RatioValues(None, None, None, None)
     f = pair.factor

@@ -1,22 +1,89 @@
-"""Running the app under uvicorn, with cotiza's own shutdown order."""
+"""Running the app under uvicorn: the composition every entry point shares.
+
+``build_app`` is the one path from settings to a running app (logging first, then the
+app); ``serve`` runs it under uvicorn with cotiza's options and shutdown order. ``uvicorn
+main:app`` reaches ``build_app`` through ``cotiza.asgi``, where the server is not ours.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
 from cotiza.api.app import Runtime, create_app
-from cotiza.hub import CLOSE_GOING_AWAY
+from cotiza.logs import configure_logging
 from cotiza.sdnotify import Watchdog
 from cotiza.settings import Settings
 from cotiza.stackdump import stack_dumps_on_signal
 
 log = logging.getLogger(__name__)
+
+
+def build_app(settings: Settings) -> FastAPI:
+    """Configure logging (before anything logs), then build the app: every entry point."""
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketOptions:
+    """The server-side WebSocket options cotiza runs with, from the settings."""
+
+    implementation: str  # uvicorn's ``ws=`` name
+    max_size: int
+    ping_interval: float
+    ping_timeout: float
+    per_message_deflate: bool
+
+
+def websocket_options(settings: Settings) -> WebSocketOptions:
+    return WebSocketOptions(
+        implementation="auto",
+        max_size=settings.ws_max_frame_bytes,
+        ping_interval=settings.ws_keepalive_interval,
+        ping_timeout=settings.ws_keepalive_interval,
+        per_message_deflate=False,
+    )
+
+
+def option_differences(config: uvicorn.Config, wanted: WebSocketOptions) -> list[str]:
+    """How a loaded uvicorn configuration's WebSocket options differ from ``wanted``."""
+    from uvicorn.config import WS_PROTOCOLS
+    from uvicorn.importer import import_from_string
+
+    differences = []
+    implementation = WS_PROTOCOLS.get(wanted.implementation, wanted.implementation)
+    wanted_class = import_from_string(implementation) if implementation else None
+    actual_class = getattr(config, "ws_protocol_class", None)
+    if actual_class is not wanted_class:
+        actual = getattr(actual_class, "__name__", str(actual_class))
+        expected = getattr(wanted_class, "__name__", str(wanted_class))
+        differences.append(f"ws={actual} (cotiza uses {expected})")
+    for name, actual_value, value, variable in (
+        ("ws_max_size", config.ws_max_size, wanted.max_size, "WS_MAX_FRAME_BYTES"),
+        (
+            "ws_ping_interval",
+            config.ws_ping_interval,
+            wanted.ping_interval,
+            "WS_KEEPALIVE_INTERVAL",
+        ),
+        ("ws_ping_timeout", config.ws_ping_timeout, wanted.ping_timeout, "WS_KEEPALIVE_INTERVAL"),
+        (
+            "ws_per_message_deflate",
+            config.ws_per_message_deflate,
+            wanted.per_message_deflate,
+            "compression off",
+        ),
+    ):
+        if actual_value != value:
+            differences.append(f"{name}={actual_value} (cotiza uses {value}: {variable})")
+    return differences
 
 
 class Server(uvicorn.Server):
@@ -46,33 +113,30 @@ class Server(uvicorn.Server):
         await self.watchdog.stop()
         services = self.runtime.services
         if services is not None:
-            services.hub.accepting = False
-            try:
-                async with asyncio.timeout(services.settings.shutdown_timeout / 2):
-                    await services.hub.close_all(CLOSE_GOING_AWAY, "Server shutting down")
-            except TimeoutError:
-                log.warning("WebSocket clients did not close in time")
+            await services.close_clients()
         await super().shutdown(sockets)
 
 
 def uvicorn_config(app: Any, settings: Settings) -> uvicorn.Config:
+    ws = websocket_options(settings)
     return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_config=None,
-        ws_max_size=settings.ws_max_frame_bytes,
-        ws_per_message_deflate=False,
-        ws_ping_interval=settings.ws_keepalive_interval,
-        ws_ping_timeout=settings.ws_keepalive_interval,
+        ws=ws.implementation,
+        ws_max_size=ws.max_size,
+        ws_per_message_deflate=ws.per_message_deflate,
+        ws_ping_interval=ws.ping_interval,
+        ws_ping_timeout=ws.ping_timeout,
         timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout)),
         lifespan="on",
     )
 
 
 def serve(settings: Settings) -> None:
-    """Run the service until SIGINT/SIGTERM."""
-    app = create_app(settings)
+    """Run the service until SIGINT/SIGTERM (``cotiza serve`` and ``python main.py``)."""
+    app = build_app(settings)
     server = Server(uvicorn_config(app, settings), app.state.runtime)
     # SIGUSR1 dumps every thread's stack to RUN_DIR/stack-PID.txt (evidence of a hang).
     with stack_dumps_on_signal(settings.run_dir):

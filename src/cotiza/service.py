@@ -1,7 +1,13 @@
-"""The running service: its components, started in dependency order and stopped in reverse."""
+"""The running service: its components, started in dependency order and stopped in reverse.
+
+Composition only: what each component does lives in its own module; here they are built,
+wired together (every quote-cache listener is registered below, in one place) and handed
+to request handlers as ``Services``.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -11,23 +17,16 @@ from dataclasses import dataclass, field
 from cotiza.cache import QuoteCache
 from cotiza.calendar import MarketCalendar
 from cotiza.dashboard_worker import DashboardQuery, DashboardWorker
-from cotiza.feed_runner import FeedRunner, RunnerState
-from cotiza.health import (
-    Check,
-    LoopLagProbe,
-    ProcessStats,
-    Scope,
-    Status,
-    grade,
-    timed_check,
-)
-from cotiza.hub import CLOSE_GOING_AWAY, Hub
+from cotiza.feed_runner import FeedRunner
+from cotiza.health import HealthAssessor
+from cotiza.hub import CLOSE_GOING_AWAY, CLOSE_SERVICE_RESTART, Hub
 from cotiza.ratio_engine import RatioEngine
-from cotiza.ratios import DEFAULT_PAIRS
 from cotiza.settings import Settings
 from cotiza.storage.database import Database
+from cotiza.storage.demo import backfill_demo
 from cotiza.storage.repository import Repository
 from cotiza.storage.writer import Writer
+from cotiza.vitals import LoopLagProbe, ProcessStats
 
 log = logging.getLogger(__name__)
 
@@ -48,127 +47,39 @@ class Services:
     dashboard: DashboardWorker
     feed: FeedRunner
     lag: LoopLagProbe
-    process: ProcessStats = field(default_factory=ProcessStats)
+    process: ProcessStats
+    health: HealthAssessor
     started_at: float = field(default_factory=time.time)
-    draining: bool = False
+    _draining: bool = field(default=False, init=False)
 
-    # -- health ----------------------------------------------------------------------
+    @property
+    def draining(self) -> bool:
+        """True once ``drain()`` ran: readiness fails until the process is replaced."""
+        return self._draining
 
-    async def checks(self) -> list[Check]:
-        s = self.settings
-        now = time.time()
-        lag = self.lag.current()
-        checks = [
-            Check(
-                "event_loop:lag",
-                grade(lag, s.loop_lag_warn, s.loop_lag_fail),
-                round(lag * 1000, 2),
-                "ms",
-            ),
-            self._feed_state(),
-            self._feed_staleness(now),
-            await timed_check(
-                "database:responseTime", s.health_check_timeout, self._db_check, Scope.READINESS
-            ),
-            self._writes(),
-            self._workers(),
-            self._memory(),
-            self._connections(),
-        ]
-        return checks
+    async def drain(self) -> int:
+        """Before a planned restart: refuse new WebSocket clients, close the others with 1012.
 
-    def _feed_state(self) -> Check:
-        runner = self.feed
-        if runner.state is RunnerState.FAILED:
-            return Check(
-                "feed:state",
-                Status.FAIL,
-                runner.state.value,
-                None,
-                runner.last_error,
-                Scope.READINESS,
-            )
-        if runner.state is RunnerState.STOPPED:
-            note = "stopped on request" if runner.stopped_by_request else "not started"
-            return Check("feed:state", Status.WARN, "stopped", None, note, Scope.READINESS)
-        connection = runner.feed.state.value if runner.feed else "idle"
-        status = Status.PASS if connection == "connected" else Status.WARN
-        return Check("feed:state", status, connection, None, None, Scope.READINESS)
+        Readiness fails from now on. Returns how many clients were closed.
+        """
+        self._draining = True
+        self.hub.accepting = False
+        return await self.hub.close_all(CLOSE_SERVICE_RESTART, "Service restart")
 
-    def _feed_staleness(self, now: float) -> Check:
-        s = self.settings
-        last = self.cache.last_update_at
-        open_now = self.calendar.is_open(now)
-        if last is None:
-            if self.feed.state is RunnerState.RUNNING and open_now:
-                started = self.feed.started_at or now
-                status = Status.FAIL if now - started > s.feed_warn_after else Status.WARN
-                return Check(
-                    "feed:staleness", status, None, "s", "no data received yet", Scope.READINESS
-                )
-            note = "no data received" + ("" if open_now else "; market closed")
-            status = Status.WARN if open_now else Status.PASS
-            return Check("feed:staleness", status, None, "s", note, Scope.READINESS)
-        age = round(now - last, 3)
-        if not open_now:
-            return Check("feed:staleness", Status.PASS, age, "s", "market closed", Scope.READINESS)
-        status = grade(age, s.feed_warn_after, s.feed_fail_after)
-        return Check("feed:staleness", status, age, "s", None, Scope.READINESS)
+    async def close_clients(self) -> int:
+        """At shutdown: refuse new WebSocket clients and close the others with 1001.
 
-    async def _db_check(self) -> Check:
-        elapsed = await self.database.ping()
-        return Check(
-            "database:responseTime",
-            Status.PASS if elapsed < 1.0 else Status.WARN,
-            round(elapsed * 1000, 2),
-            "ms",
-            None,
-            Scope.READINESS,
-        )
-
-    def _writes(self) -> Check:
-        stats = self.writer.stats
-        if stats.consecutive_failures:
-            return Check(
-                "database:writes",
-                Status.FAIL,
-                stats.pending,
-                "pending",
-                f"{stats.consecutive_failures} consecutive failures: {stats.last_error}",
-                Scope.READINESS,
-            )
-        status = Status.WARN if stats.dropped_ticks else Status.PASS
-        note = f"{stats.dropped_ticks} ticks dropped (queue full)" if stats.dropped_ticks else None
-        return Check("database:writes", status, stats.pending, "pending", note, Scope.READINESS)
-
-    def worker_states(self) -> dict[str, bool]:
-        return {
-            "writer": self.writer.running,
-            "loop_lag_probe": self.lag.running,
-            "dashboard_worker": self.dashboard.running,
-            **self.ratios.workers(),
-        }
-
-    def _workers(self) -> Check:
-        states = self.worker_states()
-        required = {k: v for k, v in states.items() if k != "dashboard_worker"}
-        dead = [name for name, alive in required.items() if not alive]
-        if self.dashboard.subscribers and not self.dashboard.running:
-            dead.append("dashboard_worker")
-        if dead:
-            return Check("workers:running", Status.FAIL, states, None, "dead: " + ", ".join(dead))
-        return Check("workers:running", Status.PASS, states)
-
-    def _memory(self) -> Check:
-        rss = self.process.memory_mb()
-        status = Status.WARN if rss > self.settings.memory_warn_mb else Status.PASS
-        return Check("process:memory", status, round(rss, 1), "MiB")
-
-    def _connections(self) -> Check:
+        Bounded by half of ``SHUTDOWN_TIMEOUT``; the rest is left for the components.
+        Idempotent. Returns how many clients were asked to close.
+        """
+        self.hub.accepting = False
         count = len(self.hub.connections)
-        limit = self.settings.max_websocket_connections
-        status = Status.WARN if count >= limit else Status.PASS
-        return Check("websocket:connections", status, count, "connections")
+        try:
+            async with asyncio.timeout(self.settings.shutdown_timeout / 2):
+                await self.hub.close_all(CLOSE_GOING_AWAY, "Server shutting down")
+        except TimeoutError:
+            log.warning("WebSocket clients did not close in time")
+        return count
 
 
 @contextlib.asynccontextmanager
@@ -176,7 +87,7 @@ async def run_services(settings: Settings) -> AsyncIterator[Services]:
     """Start every component in dependency order; stop them in reverse on exit."""
     calendar = MarketCalendar.from_settings(settings)
     async with contextlib.AsyncExitStack() as stack:
-        database = Database(settings.database_url)
+        database = Database(settings.database_url, busy_timeout=settings.sqlite_busy_timeout)
         await database.start()
         stack.push_async_callback(database.stop)
 
@@ -186,15 +97,13 @@ async def run_services(settings: Settings) -> AsyncIterator[Services]:
         stack.push_async_callback(writer.stop, settings.shutdown_timeout)
 
         cache = QuoteCache(calendar, settings.quote_stale_after)
-        cache.add_listener(writer.submit_tick)
 
         hub = Hub(settings)
         await hub.start()
         stack.push_async_callback(hub.stop, CLOSE_GOING_AWAY, "Server shutting down")
-        cache.add_listener(hub.publish_tick)
 
         if settings.demo_history_days:
-            await _backfill_demo(settings, database, repository)
+            await backfill_demo(settings, database, repository)
 
         feed = FeedRunner(settings, cache)
         ratios = RatioEngine(
@@ -207,14 +116,25 @@ async def run_services(settings: Settings) -> AsyncIterator[Services]:
         dashboard = DashboardWorker(settings, hub, query)
         stack.push_async_callback(dashboard.stop)
 
-        lag = LoopLagProbe(settings.loop_lag_interval)
+        lag = LoopLagProbe(
+            settings.loop_lag_interval, settings.loop_lag_window, settings.shutdown_timeout
+        )
         await lag.start()
         stack.push_async_callback(lag.stop)
+
+        # Every quote-cache listener, in one place. Each only enqueues work; the order is
+        # storage, WebSocket fan-out, ratios. Removed before the components stop.
+        listeners = (writer.submit_tick, hub.publish_tick, ratios.on_tick)
+        for listener in listeners:
+            cache.add_listener(listener)
+        for listener in listeners:
+            stack.callback(cache.remove_listener, listener)
 
         stack.push_async_callback(feed.close)
         if settings.feed_autostart:
             await feed.start()
 
+        process = ProcessStats()
         services = Services(
             settings=settings,
             calendar=calendar,
@@ -228,33 +148,21 @@ async def run_services(settings: Settings) -> AsyncIterator[Services]:
             dashboard=dashboard,
             feed=feed,
             lag=lag,
+            process=process,
+            health=HealthAssessor(
+                settings,
+                calendar=calendar,
+                database=database,
+                writer=writer,
+                cache=cache,
+                hub=hub,
+                ratios=ratios,
+                dashboard=dashboard,
+                feed=feed,
+                lag=lag,
+                process=process,
+            ),
         )
         log.info("cotiza started (feed=%s, database=%s)", settings.feed.value, database.dialect)
         yield services
         log.info("cotiza shutting down")
-
-
-async def _backfill_demo(settings: Settings, database: Database, repository: Repository) -> None:
-    from cotiza.feeds.sim import SimFeed
-    from cotiza.storage.demo import backfill_demo_history
-
-    await repository.seed_pairs(DEFAULT_PAIRS)
-    pairs = await repository.list_pairs(active_only=True)
-    # Levels come from the simulator's opening quotes, so history joins the live data.
-    sim = SimFeed(settings)
-    quotes = {q.symbol: q for q in sim.select(sim.catalogue()).snapshot()}
-    levels: dict[int, float] = {}
-    for pair in pairs:
-        base, quote = quotes.get(pair.base), quotes.get(pair.quote)
-        if base and quote and base.mid and quote.mid:
-            levels[pair.id] = pair.factor * base.mid / quote.mid
-    written = await backfill_demo_history(
-        database,
-        pairs,
-        levels,
-        settings.demo_history_days,
-        time.time(),
-        settings.sim_seed,
-        field=settings.ratio_field.value,
-    )
-    log.info("demo history: %d samples written", written)

@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     write_flush_interval: float = Field(0.5, gt=0)
     write_retry_base: float = Field(0.5, gt=0)
     write_retry_max: float = Field(10.0, gt=0)
+    write_drop_log_interval: float = Field(10.0, gt=0)  # at most one "queue full" line per
+    sqlite_busy_timeout: float = Field(5.0, gt=0)  # how long SQLite waits for a writer's lock
     demo_history_days: int = Field(0, ge=0, le=365)
 
     # Feeds.
@@ -115,6 +117,8 @@ class Settings(BaseSettings):
     primary_token_lifetime: float = Field(24 * 3600.0, gt=0)
     primary_token_margin: float = Field(3600.0, ge=0)
     primary_http_timeout: float = Field(10.0, gt=0)
+    primary_max_handshake_rejections: int = Field(3, ge=1)  # refused right after a new token
+    primary_yield_every: int = Field(256, ge=1)  # frames of a burst between yields to the loop
     replay_yield_every: int = Field(500, ge=1)
     record_flush_interval: float = Field(1.0, gt=0)
 
@@ -135,6 +139,8 @@ class Settings(BaseSettings):
     loop_lag_interval: float = Field(0.25, gt=0)
     loop_lag_warn: float = Field(0.1, gt=0)
     loop_lag_fail: float = Field(1.0, gt=0)
+    loop_lag_window: int = Field(40, ge=1)  # beats the worst lag is taken over
+    database_slow_after: float = Field(1.0, gt=0)  # a slower ping warns
     health_check_timeout: float = Field(2.0, gt=0)
     memory_warn_mb: float = Field(1024.0, gt=0)
 
@@ -256,9 +262,9 @@ class Settings(BaseSettings):
         close = None if h2 == 24 else dt.time(h2, m2)
         return dt.time(h1, m1), close
 
-    def redacted(self) -> dict[str, Any]:
-        """The settings as a dict safe to log or return: secrets masked."""
-        data = self.model_dump(mode="json")
+    def redacted(self) -> dict[str, object]:
+        """The settings as JSON-ready values safe to log or return: secrets masked."""
+        data: dict[str, object] = self.model_dump(mode="json")
         for key in ("api_token", "primary_password"):
             if data.get(key):
                 data[key] = "***"

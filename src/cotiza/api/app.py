@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from typing_extensions import TypedDict
 
 from cotiza import __version__
 from cotiza.api.deps import ServicesDep
@@ -41,6 +42,12 @@ _STATUS = {
 }
 
 
+class LifespanState(TypedDict):
+    """What the lifespan hands every request (``request.state``)."""
+
+    services: Services
+
+
 @dataclass
 class Runtime:
     """Where the process (not a request) finds the running services, e.g. to drain."""
@@ -61,7 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
     runtime = Runtime()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[LifespanState]:
         async with run_services(settings) as services:
             runtime.services = services
             try:

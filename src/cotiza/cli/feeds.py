@@ -18,6 +18,7 @@ from cotiza.errors import ConfigurationError, CotizaError, FatalFeedError
 from cotiza.logs import configure_logging
 from cotiza.models import Quote
 from cotiza.settings import LogFormat, Settings, load_settings
+from cotiza.tasks import cancel_and_wait
 
 
 def _run(main: Callable[[asyncio.Event], Coroutine[Any, Any, int]]) -> int:
@@ -119,7 +120,9 @@ def record(args: argparse.Namespace) -> int:
 
     async def main(stop: asyncio.Event) -> int:
         feed = create_feed(settings)
-        recorder = FrameRecorder(args.out, settings.record_flush_interval)
+        recorder = FrameRecorder(
+            args.out, settings.record_flush_interval, stop_timeout=settings.shutdown_timeout
+        )
         quotes = 0
 
         def count(_quote: Quote) -> None:
@@ -141,11 +144,10 @@ def record(args: argparse.Namespace) -> int:
         try:
             await asyncio.wait({task, waiter}, timeout=args.seconds, return_when="FIRST_COMPLETED")
         finally:
-            waiter.cancel()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await recorder.stop()
+            try:  # a fatal feed error is raised here, after the recording is closed
+                await cancel_and_wait(waiter, task, timeout=settings.shutdown_timeout)
+            finally:
+                await recorder.stop()
         print(f"recorded {recorder.frames} frames ({quotes} quotes) to {args.out}", file=sys.stderr)
         return 0
 
@@ -205,9 +207,9 @@ async def import_recording(settings: Settings, path: Path, to_db: bool, stop: as
     from cotiza.feeds.recording import RecordingReader
     from cotiza.storage.database import Database
     from cotiza.storage.tables import ticks
-    from cotiza.storage.writer import tick_row
+    from cotiza.storage.writer import TickRow, tick_row
 
-    rows: list[dict[str, Any]] = []
+    rows: list[TickRow] = []
     symbols: set[str] = set()
 
     def collect(quote: Quote) -> None:
@@ -217,7 +219,11 @@ async def import_recording(settings: Settings, path: Path, to_db: bool, stop: as
     applier = FrameApplier(collect, FeedStats())
     reader = RecordingReader(path)
     progress = ProgressBar(reader.size)
-    database = Database(settings.database_url) if to_db else None
+    database = (
+        Database(settings.database_url, busy_timeout=settings.sqlite_busy_timeout)
+        if to_db
+        else None
+    )
     stored = 0
     first_ns = last_ns = None
     try:

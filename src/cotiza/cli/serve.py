@@ -6,7 +6,6 @@ import argparse
 import sys
 
 from cotiza.errors import ConfigurationError
-from cotiza.logs import configure_logging
 from cotiza.settings import load_settings
 
 
@@ -16,8 +15,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:
         print(f"cotiza: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.log_format)
-    from cotiza.server import serve
+    from cotiza.server import serve  # logging is set up there, as for every entry point
 
     serve(settings)
     return 0

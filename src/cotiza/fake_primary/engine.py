@@ -14,14 +14,46 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from cotiza.feeds.primary_frames import DEFAULT_MARKET_ID, md_frame
+from typing_extensions import TypedDict
+
+from cotiza.feeds.primary_frames import DEFAULT_MARKET_ID, Frame, InstrumentId, md_frame
 from cotiza.feeds.recording import RecordingReader
 from cotiza.feeds.sim import SimFeed, SimMarket
 from cotiza.settings import Settings
 
-Publish = Callable[[str, dict[str, Any]], None]
+Publish = Callable[[str, Frame], None]
+
+
+class Listing(TypedDict):
+    """An instrument as ``rest/instruments/all`` lists it."""
+
+    instrumentId: InstrumentId
+    cficode: str
+
+
+class Segment(TypedDict):
+    marketSegmentId: str
+    marketId: str
+
+
+class Detail(Listing):
+    """An instrument as ``rest/instruments/detail`` describes it."""
+
+    segment: Segment
+    currency: str
+    minPriceIncrement: float
+    contractMultiplier: float
+    priceConvertionFactor: float
+    maturityDate: str
+    lowLimitPrice: float
+    highLimitPrice: float
+    minTradeVol: float
+    maxTradeVol: float
+    instrumentPricePrecision: int
+    instrumentSizePrecision: int
+    tickSize: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +68,13 @@ class Instrument:
     def is_future(self) -> bool:
         return "/" in self.symbol and not self.symbol.startswith("MERV")
 
-    def listing(self) -> dict[str, Any]:
+    def listing(self) -> Listing:
         return {
             "instrumentId": {"marketId": self.market_id, "symbol": self.symbol},
             "cficode": self.cficode or ("FXXXSX" if self.is_future else "DBXXXX"),
         }
 
-    def detail(self) -> dict[str, Any]:
+    def detail(self) -> Detail:
         species = self.symbol.split(" - ")[2] if self.symbol.startswith("MERV") else ""
         usd = species.endswith(("D", "C")) and len(species) > 3
         return {
@@ -94,10 +126,10 @@ def load_instruments(path: Path) -> list[Instrument]:
 
 
 class MarketEngine(Protocol):
-    def latest(self, symbol: str) -> dict[str, Any] | None:
+    def latest(self, symbol: str) -> Frame | None:
         """The current ``Md`` frame of ``symbol``, if it ever traded."""
 
-    def burst(self, symbols: Sequence[str], count: int) -> Iterator[dict[str, Any]]:
+    def burst(self, symbols: Sequence[str], count: int) -> Iterator[Frame]:
         """``count`` fresh frames for ``symbols`` (symbols the engine does not know skipped)."""
 
     async def run(self, publish: Publish) -> None:
@@ -112,15 +144,15 @@ class SimEngine:
         self.symbols = [s for s in dict.fromkeys(symbols) if s in known]
         self.rate = rate
         self.market = SimMarket(self.symbols, seed) if self.symbols else None
-        self._latest: dict[str, dict[str, Any]] = {}
+        self._latest: dict[str, Frame] = {}
         if self.market is not None:
             for quote in self.market.snapshot():
                 self._latest[quote.symbol] = md_frame(quote)
 
-    def latest(self, symbol: str) -> dict[str, Any] | None:
+    def latest(self, symbol: str) -> Frame | None:
         return self._latest.get(symbol)
 
-    def burst(self, symbols: Sequence[str], count: int) -> Iterator[dict[str, Any]]:
+    def burst(self, symbols: Sequence[str], count: int) -> Iterator[Frame]:
         wanted = [s for s in symbols if s in self._latest]
         if not wanted:
             return
@@ -159,8 +191,8 @@ class ReplayEngine:
         self.path = path
         self.speed = speed
         self.loop = loop
-        self._latest: dict[str, dict[str, Any]] = {}
-        self._frames: list[tuple[int, dict[str, Any]]] = []
+        self._latest: dict[str, Frame] = {}
+        self._frames: list[tuple[int, Frame]] = []
 
     async def load(self) -> list[str]:
         """Read the recording; the symbols it quotes."""
@@ -177,10 +209,10 @@ class ReplayEngine:
                 self._latest[symbol] = frame
         return list(self._latest)
 
-    def latest(self, symbol: str) -> dict[str, Any] | None:
+    def latest(self, symbol: str) -> Frame | None:
         return self._latest.get(symbol)
 
-    def burst(self, symbols: Sequence[str], count: int) -> Iterator[dict[str, Any]]:
+    def burst(self, symbols: Sequence[str], count: int) -> Iterator[Frame]:
         wanted = set(symbols)
         frames = [f for _, f in self._frames if _symbol(f) in wanted]
         for frame in itertools.islice(itertools.cycle(frames), count):
@@ -206,7 +238,7 @@ class ReplayEngine:
         await asyncio.Event().wait()
 
 
-def _symbol(frame: dict[str, Any]) -> str | None:
+def _symbol(frame: Frame) -> str | None:
     instrument = frame.get("instrumentId")
     if isinstance(instrument, dict) and isinstance(instrument.get("symbol"), str):
         return str(instrument["symbol"])

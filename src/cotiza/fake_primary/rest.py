@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import orjson
+from typing_extensions import TypedDict
 
 from cotiza.fake_primary.wire import HttpRequest
-from cotiza.feeds.primary_frames import error_frame, unknown_product
+from cotiza.feeds.primary_frames import Frame, error_frame, unknown_product
 
 if TYPE_CHECKING:
     from cotiza.fake_primary.server import FakePrimary
@@ -25,7 +27,7 @@ _SEGMENTS = [
 ]
 
 
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Reply:
+def _json(status: int, body: object, headers: dict[str, str] | None = None) -> Reply:
     return status, orjson.dumps(body), headers or {}
 
 
@@ -84,9 +86,8 @@ def _market_data(fake: FakePrimary, request: HttpRequest) -> Reply:
     except ValueError:
         return _json(200, error_frame("depth must be a number"))
     entries = [e for e in request.query.get("entries", "BI,OF,LA").split(",") if e]
-    latest = fake.engine.latest(symbol)
-    data: dict[str, Any] = latest.get("marketData", {}) if latest else {}
-    out: dict[str, Any] = {}
+    data = _market_data_of(fake.engine.latest(symbol))
+    out: dict[str, object] = {}
     for entry in entries:
         value = data.get(entry)
         if isinstance(value, list):
@@ -95,15 +96,24 @@ def _market_data(fake: FakePrimary, request: HttpRequest) -> Reply:
     return _json(200, {"status": "OK", "marketData": out, "depth": depth, "aggregated": True})
 
 
+def _market_data_of(frame: Frame | None) -> Mapping[str, object]:
+    data = frame.get("marketData") if frame else None
+    return data if isinstance(data, Mapping) else {}
+
+
+def _int(value: object) -> int:
+    return int(value) if isinstance(value, int | float) else 0
+
+
 def _trades(fake: FakePrimary, request: HttpRequest) -> Reply:
     symbol = request.query.get("symbol", "")
     if symbol not in fake.instruments:
         return _unknown(request)
     latest = fake.engine.latest(symbol)
-    last = (latest or {}).get("marketData", {}).get("LA")
+    last = _market_data_of(latest).get("LA")
     trades = []
     if isinstance(last, dict) and last.get("price") is not None:
-        stamp = int(last.get("date") or latest.get("timestamp") or 0)  # type: ignore[union-attr]
+        stamp = int(last.get("date") or _int(latest.get("timestamp") if latest else None))
         when = dt.datetime.fromtimestamp(stamp / 1000, dt.UTC)
         trades.append(
             {
@@ -154,7 +164,25 @@ def _control(fake: FakePrimary, request: HttpRequest) -> Reply:
     return _json(200, state(fake))
 
 
-def state(fake: FakePrimary) -> dict[str, Any]:
+class SessionState(TypedDict):
+    id: int
+    user: str
+    symbols: list[str]
+    sent: int
+
+
+class FakeState(TypedDict):
+    """What ``/_fake/state`` answers."""
+
+    faults: dict[str, object]
+    connections: list[SessionState]
+    connections_total: int
+    handshakes: int
+    client_frames: int
+    frames_sent: int
+
+
+def state(fake: FakePrimary) -> FakeState:
     """What the fake has seen and how it is set, for tests and the CLI."""
     return {
         "faults": vars(fake.faults),

@@ -24,7 +24,9 @@ import orjson
 from cotiza.fake_primary.engine import Instrument, MarketEngine, SimEngine, sim_instruments
 from cotiza.fake_primary.faults import EMPTY_BOOK, MALFORMED_FRAMES, Faults
 from cotiza.fake_primary.wire import BadRequest, HttpRequest, WsPeer, read_request, write_response
-from cotiza.feeds.primary_frames import error_frame, unknown_product
+from cotiza.feeds.primary_frames import Frame, error_frame, unknown_product
+from cotiza.feeds.primary_parse import JsonObject
+from cotiza.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ class Session:
     opened_at: float
     symbols: set[str] = field(default_factory=set)
     sent: int = 0
-    queue: deque[bytes] = field(default_factory=lambda: deque(maxlen=200_000))
+    queue: deque[bytes] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -66,13 +68,19 @@ class FakePrimary:
         port: int = 0,
         rate: float = 20.0,
         seed: int = 42,
+        stop_timeout: float = 2.0,
+        session_queue: int = 200_000,
     ) -> None:
+        """``stop_timeout``: how long ``stop`` lets connection handlers end by themselves;
+        ``session_queue``: frames buffered per connection before the oldest are dropped."""
         self.users = dict(users or {"user": "password"})
         self.instruments = {i.symbol: i for i in (instruments or sim_instruments())}
         self._listed = instruments is not None
         self.engine: MarketEngine = engine or SimEngine(list(self.instruments), seed, rate)
         self.host = host
         self.port = port
+        self.stop_timeout = stop_timeout
+        self.session_queue = session_queue
         self.faults = Faults()
         self.tokens: dict[str, tuple[str, float]] = {}
         self.sessions: dict[int, Session] = {}
@@ -123,13 +131,10 @@ class FakePrimary:
         for writer in self._handlers.values():
             writer.transport.abort()
         if self._handlers:
-            await asyncio.wait(list(self._handlers), timeout=2.0)
-        tasks = [*self._tasks, *self._handlers]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await asyncio.wait(list(self._handlers), timeout=self.stop_timeout)
+        # A handler may end with the reset it was just given: that is how it should end.
+        with contextlib.suppress(Exception):
+            await cancel_and_wait(*self._tasks, *self._handlers, timeout=self.stop_timeout)
         if server is not None:
             await server.wait_closed()
 
@@ -218,12 +223,12 @@ class FakePrimary:
 
     # -- market data ------------------------------------------------------------------
 
-    def _shape(self, frame: dict[str, Any]) -> dict[str, Any]:
+    def _shape(self, frame: Frame) -> Frame:
         if self.faults.empty_books:
             return {**frame, "marketData": dict(EMPTY_BOOK)}
         return frame
 
-    def _publish(self, symbol: str, frame: dict[str, Any]) -> None:
+    def _publish(self, symbol: str, frame: Frame) -> None:
         if self.faults.pause:
             return
         text: bytes | None = None
@@ -339,7 +344,9 @@ class FakePrimary:
             await peer.drain()
             writer.close()
             return
-        session = Session(next(self._ids), peer, user, time.monotonic())
+        session = Session(
+            next(self._ids), peer, user, time.monotonic(), queue=deque(maxlen=self.session_queue)
+        )
         self.sessions[session.id] = session
         self.opened[session.id] = session.opened_at
         sender = self._spawn(self._send_loop(session), f"fake-primary-send-{session.id}")
@@ -367,7 +374,7 @@ class FakePrimary:
             session.wake.set()
         self._notify()
 
-    def _subscribe(self, session: Session, message: dict[str, Any]) -> None:
+    def _subscribe(self, session: Session, message: JsonObject) -> None:
         products = message.get("products")
         for item in products if isinstance(products, list) else []:
             symbol = item.get("symbol") if isinstance(item, dict) else None
@@ -383,7 +390,7 @@ class FakePrimary:
         session.wake.set()
 
 
-def _no_data(symbol: str, market: str) -> dict[str, Any]:
+def _no_data(symbol: str, market: str) -> Frame:
     entries = {"BI": None, "OF": None, "LA": None, "OP": None, "CL": None}
     return {
         "type": "Md",

@@ -51,11 +51,6 @@ ENVIRONMENTS = {
     "live": "https://api.primary.com.ar/",
 }
 
-# A handshake refused this many times in a row right after a fresh token is not a token
-# problem: stop instead of hammering the server.
-_MAX_HANDSHAKE_REJECTIONS = 3
-_YIELD_EVERY = 256
-
 
 def resolve_endpoints(env: str) -> tuple[str, str]:
     """The REST base and the WebSocket URL for ``remarket``, ``live`` or any base URL."""
@@ -229,6 +224,7 @@ class PrimaryFeed(Feed):
     async def _receive(self, ws: ClientConnection, applier: FrameApplier) -> None:
         loop = asyncio.get_running_loop()
         silence = self.settings.primary_silence_timeout
+        yield_every = self.settings.primary_yield_every
         last_data = loop.time()
         received = 0
         while True:
@@ -250,7 +246,7 @@ class PrimaryFeed(Feed):
             if type(applier.apply(frame, recv_ns / 1e9)) is Quote:
                 last_data = loop.time()
             received += 1
-            if received % _YIELD_EVERY == 0:
+            if received % yield_every == 0:
                 await asyncio.sleep(0)  # a long burst must not starve other tasks
 
     def _after_failure(self, exc: Exception, delay: float) -> float:
@@ -264,7 +260,9 @@ class PrimaryFeed(Feed):
         if action is Action.REAUTH:
             self._token = None
             self._handshake_rejections += 1
-            if self._handshake_rejections >= _MAX_HANDSHAKE_REJECTIONS:
+            # Refused this many times in a row right after a fresh token is not a token
+            # problem: stop instead of hammering the server.
+            if self._handshake_rejections >= self.settings.primary_max_handshake_rejections:
                 action = Action.FATAL
                 reason = f"Primary keeps refusing fresh tokens ({reason})"
             elif self._handshake_rejections == 1:

@@ -7,22 +7,89 @@ same frame format whatever feed produced it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal
+
+from typing_extensions import TypedDict
 
 from cotiza.feeds.primary_parse import QUOTE_ENTRIES
 from cotiza.models import Quote
 
 DEFAULT_MARKET_ID = "ROFX"
 
+Frame = Mapping[str, object]
+"""Any frame on the wire: one built here (a typed dict) or a decoded one (check its values)."""
 
-def md_frame(quote: Quote, market_id: str = DEFAULT_MARKET_ID) -> dict[str, Any]:
+
+class Level(TypedDict):
+    price: float | None
+    size: float | None
+
+
+class Trade(TypedDict):
+    price: float | None
+    size: float | None
+    date: int
+
+
+class MarketData(TypedDict):
+    """The entries of an ``Md`` frame that a ``Quote`` is built from."""
+
+    BI: list[Level]
+    OF: list[Level]
+    LA: Trade | None
+    OP: float | None
+    CL: Trade | None
+
+
+class InstrumentId(TypedDict):
+    marketId: str
+    symbol: str
+
+
+class MdFrame(TypedDict):
+    type: Literal["Md"]
+    timestamp: int
+    instrumentId: InstrumentId
+    marketData: MarketData
+
+
+class Product(TypedDict):
+    symbol: str
+    marketId: str
+
+
+class SmdMessage(TypedDict):
+    type: Literal["smd"]
+    level: int
+    depth: int
+    entries: list[str]
+    products: list[Product]
+
+
+class Account(TypedDict):
+    id: str
+
+
+class OsMessage(TypedDict):
+    type: Literal["os"]
+    account: Account
+    snapshotOnlyActive: bool
+
+
+class ErrorFrame(TypedDict):
+    status: Literal["ERROR"]
+    description: str
+    message: None
+
+
+def md_frame(quote: Quote, market_id: str = DEFAULT_MARKET_ID) -> MdFrame:
     """``quote`` as the ``Md`` frame Primary would send for it (book depth 1).
 
     Missing sides render as ``[]`` and missing trades as ``null``, as Primary does, and
     ``parse_market_data`` turns the frame back into the same quote.
     """
-    data: dict[str, Any] = {
+    data: MarketData = {
         "BI": [{"price": quote.bid, "size": quote.bid_size}] if quote.bid is not None else [],
         "OF": [{"price": quote.offer, "size": quote.offer_size}] if quote.offer is not None else [],
         "LA": (
@@ -43,7 +110,7 @@ def md_frame(quote: Quote, market_id: str = DEFAULT_MARKET_ID) -> dict[str, Any]
     }
 
 
-def product(symbol: str, market_id: str = DEFAULT_MARKET_ID) -> dict[str, str]:
+def product(symbol: str, market_id: str = DEFAULT_MARKET_ID) -> Product:
     return {"symbol": symbol, "marketId": market_id}
 
 
@@ -52,7 +119,7 @@ def smd_message(
     entries: Sequence[str] = QUOTE_ENTRIES,
     depth: int = 1,
     market_id: str = DEFAULT_MARKET_ID,
-) -> dict[str, Any]:
+) -> SmdMessage:
     """A market-data subscription for ``symbols`` (additive: there is no unsubscribe)."""
     return {
         "type": "smd",
@@ -63,12 +130,12 @@ def smd_message(
     }
 
 
-def os_message(account: str, snapshot_only_active: bool = True) -> dict[str, Any]:
+def os_message(account: str, snapshot_only_active: bool = True) -> OsMessage:
     """An order-report subscription for ``account``."""
     return {"type": "os", "account": {"id": account}, "snapshotOnlyActive": snapshot_only_active}
 
 
-def error_frame(description: str) -> dict[str, Any]:
+def error_frame(description: str) -> ErrorFrame:
     """An error frame as Primary sends it; the connection stays open."""
     return {"status": "ERROR", "description": description, "message": None}
 

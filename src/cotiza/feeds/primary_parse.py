@@ -18,7 +18,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 import orjson
 
@@ -26,6 +25,9 @@ from cotiza.feeds.base import FeedStats
 from cotiza.models import Quote
 
 log = logging.getLogger(__name__)
+
+JsonObject = dict[str, object]
+"""A decoded JSON object: nothing is known about its values until they are checked."""
 
 
 class Entry(StrEnum):
@@ -64,7 +66,7 @@ class OrderReport:
     """An ``or`` frame, passed through untouched."""
 
     timestamp: int | None
-    report: dict[str, Any]
+    report: JsonObject
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +112,7 @@ def _price_size(value: object) -> tuple[float | None, float | None]:
     return _number(value), None
 
 
-_NO_DATA: dict[str, Any] = {}
+_NO_DATA: JsonObject = {}
 
 
 def _text(value: object) -> str | None:
@@ -119,7 +121,7 @@ def _text(value: object) -> str | None:
     return None
 
 
-def parse_market_data(frame: dict[str, Any], recv_ts: float) -> Quote | Ignored:
+def parse_market_data(frame: JsonObject, recv_ts: float) -> Quote | Ignored:
     """A quote from an ``Md`` frame; missing entries become ``None``."""
     instrument = frame.get("instrumentId")
     if type(instrument) is not dict:

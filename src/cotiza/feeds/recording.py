@@ -9,7 +9,6 @@ worker thread so that neither ever blocks the event loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
 import io
 import logging
@@ -22,6 +21,7 @@ import orjson
 
 from cotiza.feeds.primary_frames import md_frame
 from cotiza.models import Quote
+from cotiza.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +138,10 @@ class FrameRecorder:
     A path ending in ``.gz`` is written gzip-compressed.
     """
 
-    def __init__(self, path: Path, flush_interval: float = 1.0) -> None:
+    def __init__(self, path: Path, flush_interval: float = 1.0, stop_timeout: float = 10.0) -> None:
         self.path = path
         self.flush_interval = flush_interval
+        self.stop_timeout = stop_timeout
         self.frames = 0
         self.bytes_written = 0
         self._buffer: list[bytes] = []
@@ -202,10 +203,7 @@ class FrameRecorder:
     async def stop(self) -> None:
         """Flush what is buffered and close the file; safe to call twice."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task, timeout=self.stop_timeout)
         await self.flush()
         handle, self._handle = self._handle, None
         if handle is not None:

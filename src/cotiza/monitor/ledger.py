@@ -23,7 +23,9 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NotRequired, TextIO, TypedDict
+from typing import Any, NotRequired, TextIO
+
+from typing_extensions import TypedDict  # pydantic validates these (API response models)
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection, make_url
@@ -29,7 +30,6 @@ _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
-    "PRAGMA busy_timeout=5000",
 )
 
 # Any 64-bit constant works; it only has to be the same for every cotiza process so that
@@ -64,12 +64,14 @@ def describe_error(exc: BaseException, limit: int = 200) -> str:
 class Database:
     """Owns the async engine; ``start`` creates it and upgrades the schema to head."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, busy_timeout: float = 5.0) -> None:
+        """``busy_timeout``: seconds a SQLite statement waits for another writer's lock."""
         try:
             self._url = make_url(url)
         except ArgumentError as exc:
             raise StorageError(f"invalid database URL: {redact_url(url)}") from exc
         self._echo = echo
+        self._busy_timeout_ms = round(busy_timeout * 1000)
         self._engine: AsyncEngine | None = None
 
     @property
@@ -157,16 +159,18 @@ class Database:
             raise StorageError(f"cannot read the schema revision: {describe_error(exc)}") from exc
 
     def _create_engine(self) -> AsyncEngine:
-        options: dict[str, Any] = {"echo": self._echo}
-        if self.dialect == "postgresql":
-            options["pool_pre_ping"] = True
-        elif self._url.database in (None, "", ":memory:"):
+        in_memory = self.dialect == "sqlite" and self._url.database in (None, "", ":memory:")
+        engine = create_async_engine(
+            self._url,
+            echo=self._echo,
+            pool_pre_ping=self.dialect == "postgresql",
             # Every connection to an in-memory SQLite database is a different database.
-            options["poolclass"] = StaticPool
-        engine = create_async_engine(self._url, **options)
+            **({"poolclass": StaticPool} if in_memory else {}),
+        )
         if self.dialect == "sqlite":
             self._prepare_sqlite_file()
-            event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
+            pragmas = (*_SQLITE_PRAGMAS, f"PRAGMA busy_timeout={self._busy_timeout_ms}")
+            event.listen(engine.sync_engine, "connect", _pragma_setter(pragmas))
         return engine
 
     def _prepare_sqlite_file(self) -> None:
@@ -208,10 +212,15 @@ def _read_revision(connection: Connection) -> str | None:
     return rows[0] if len(rows) == 1 else None
 
 
-def _set_sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
-    cursor = dbapi_connection.cursor()
-    try:
-        for pragma in _SQLITE_PRAGMAS:
-            cursor.execute(pragma)
-    finally:
-        cursor.close()
+def _pragma_setter(
+    pragmas: tuple[str, ...],
+) -> Callable[[DBAPIConnection, ConnectionPoolEntry], None]:
+    def set_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            for pragma in pragmas:
+                cursor.execute(pragma)
+        finally:
+            cursor.close()
+
+    return set_pragmas

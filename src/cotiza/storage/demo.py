@@ -6,6 +6,7 @@ import itertools
 import logging
 import math
 import random
+import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -15,8 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cotiza.errors import InvalidRequestError
 from cotiza.models import RatioPair
+from cotiza.ratios import DEFAULT_PAIRS
+from cotiza.settings import Settings
 from cotiza.storage.aggregates import DAY, LEVELS, MINUTE, merge_statement
 from cotiza.storage.database import Database
+from cotiza.storage.repository import Repository
 from cotiza.storage.tables import RATIO_FIELDS, ratio_samples
 
 logger = logging.getLogger(__name__)
@@ -151,6 +155,36 @@ async def backfill_demo_history(
             for size, table in LEVELS:
                 source = _aggregate_samples(conn.dialect.name, size, field, pair.id, first, end)
                 await conn.execute(merge_statement(table, conn.dialect.name, source))
+    return written
+
+
+async def backfill_demo(settings: Settings, database: Database, repository: Repository) -> int:
+    """``DEMO_HISTORY_DAYS`` of history for the default pairs, joined to the simulator's levels.
+
+    Levels come from the simulator's opening quotes, so the history ends where the live
+    data starts. Returns the sample rows written.
+    """
+    from cotiza.feeds.sim import SimFeed
+
+    await repository.seed_pairs(DEFAULT_PAIRS)
+    pairs = await repository.list_pairs(active_only=True)
+    sim = SimFeed(settings)
+    quotes = {q.symbol: q for q in sim.select(sim.catalogue()).snapshot()}
+    levels: dict[int, float] = {}
+    for pair in pairs:
+        base, quote = quotes.get(pair.base), quotes.get(pair.quote)
+        if base and quote and base.mid and quote.mid:
+            levels[pair.id] = pair.factor * base.mid / quote.mid
+    written = await backfill_demo_history(
+        database,
+        pairs,
+        levels,
+        settings.demo_history_days,
+        time.time(),
+        settings.sim_seed,
+        field=settings.ratio_field.value,
+    )
+    logger.info("demo history: %d samples written", written)
     return written
 
 

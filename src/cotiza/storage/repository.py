@@ -173,7 +173,7 @@ class Repository:
         active: bool | None = None,
         client_id: str | None = None,
     ) -> RatioPair:
-        changes: dict[str, Any] = {}
+        changes: dict[str, float | bool | str] = {}
         if factor is not None:
             _check_factor(factor)
             changes["factor"] = factor

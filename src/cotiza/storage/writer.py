@@ -11,21 +11,19 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cotiza.errors import StorageError
-from cotiza.models import Quote, RatioSample
+from cotiza.models import Quote, RatioSample, TickPayload
 from cotiza.settings import Settings
 from cotiza.storage.aggregates import write_aggregates
 from cotiza.storage.database import Database, describe_error
 from cotiza.storage.tables import ratio_pairs, ratio_samples, ticks
+from cotiza.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
-
-_DROP_LOG_INTERVAL = 10.0
 
 Item = Quote | RatioSample
 
@@ -33,8 +31,14 @@ Item = Quote | RatioSample
 # --- helpers ---------------------------------------------------------------------------
 
 
-def tick_row(quote: Quote) -> dict[str, Any]:
-    return {field.name: getattr(quote, field.name) for field in dataclasses.fields(quote)}
+class TickRow(TickPayload):
+    """A row of the ``ticks`` table: the tick's fields plus the local receive time."""
+
+    recv_ts: float
+
+
+def tick_row(quote: Quote) -> TickRow:
+    return TickRow(**quote.tick_payload(), recv_ts=quote.recv_ts)
 
 
 def backoff_delay(attempt: int, base: float, maximum: float, rng: random.Random) -> float:
@@ -82,6 +86,7 @@ class Writer:
         self._flush_interval = settings.write_flush_interval
         self._retry_base = settings.write_retry_base
         self._retry_max = settings.write_retry_max
+        self._drop_log_interval = settings.write_drop_log_interval
         size = settings.write_queue_size
         self._queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=size)
         self._tick_limit = size - max(1, size // 10)
@@ -137,7 +142,7 @@ class Writer:
         self._stats.dropped_ticks += 1
         self._drops_unreported += 1
         now = time.monotonic()
-        if now - self._last_drop_log >= _DROP_LOG_INTERVAL:
+        if now - self._last_drop_log >= self._drop_log_interval:
             logger.warning(
                 "write queue full: %d tick(s) dropped (%d in total, %d pending)",
                 self._drops_unreported,
@@ -168,9 +173,7 @@ class Writer:
         self._wakeup.set()
         done, _ = await asyncio.wait({task}, timeout=timeout)
         if not done:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task, timeout=timeout)
         self._task = None
         left = self._queue.qsize() + len(self._batch)
         if left:
@@ -310,7 +313,7 @@ class Writer:
             text = text.replace(secret, "***")
         return text
 
-    async def _write(self, tick_rows: list[dict[str, Any]], samples: list[RatioSample]) -> int:
+    async def _write(self, tick_rows: list[TickRow], samples: list[RatioSample]) -> int:
         async with self._database.engine.begin() as conn:
             if tick_rows:
                 await conn.execute(insert(ticks), tick_rows)

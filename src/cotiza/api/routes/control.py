@@ -2,62 +2,61 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from cotiza.api.deps import ServicesDep, TokenDep
-from cotiza.hub import CLOSE_SERVICE_RESTART
+from cotiza.api.schemas import ControlReply, DrainReply, error_responses
 
 router = APIRouter(prefix="/cotizaciones", tags=["control"])
+
+_START_ERRORS = error_responses(401, 422)
 
 
 class StartRequest(BaseModel):
     instrumentos: list[str] = Field(default_factory=list, max_length=1000)
 
 
-@router.post("/iniciar")
+def _reply(services: ServicesDep, message: str) -> ControlReply:
+    return {"status": "success", "message": message, **services.feed.status()}
+
+
+@router.post("/iniciar", responses=_START_ERRORS)
 async def iniciar(
     services: ServicesDep, _: TokenDep, body: StartRequest | None = None
-) -> dict[str, Any]:
+) -> ControlReply:
     """Start the feed (optionally with explicit instruments); credentials come from settings."""
     started = await services.feed.start(body.instrumentos if body else [])
-    message = "feed started" if started else "feed already running"
-    return {"status": "success", "message": message, **services.feed.status()}
+    return _reply(services, "feed started" if started else "feed already running")
 
 
-@router.post("/iniciar_auto")
-async def iniciar_auto(services: ServicesDep, _: TokenDep) -> dict[str, Any]:
+@router.post("/iniciar_auto", responses=error_responses(401))
+async def iniciar_auto(services: ServicesDep, _: TokenDep) -> ControlReply:
     """Start the feed with the configured instruments."""
     started = await services.feed.start(services.feed.configured_instruments())
-    message = "feed started" if started else "feed already running"
-    return {"status": "success", "message": message, **services.feed.status()}
+    return _reply(services, "feed started" if started else "feed already running")
 
 
-@router.post("/detener")
-async def detener(services: ServicesDep, _: TokenDep) -> dict[str, Any]:
+@router.post("/detener", responses=error_responses(401))
+async def detener(services: ServicesDep, _: TokenDep) -> ControlReply:
+    """Stop the feed."""
     stopped = await services.feed.stop()
-    message = "feed stopped" if stopped else "feed was not running"
-    return {"status": "success", "message": message, **services.feed.status()}
+    return _reply(services, "feed stopped" if stopped else "feed was not running")
 
 
-@router.post("/reiniciar")
+@router.post("/reiniciar", responses=_START_ERRORS)
 async def reiniciar(
     services: ServicesDep, _: TokenDep, body: StartRequest | None = None
-) -> dict[str, Any]:
+) -> ControlReply:
     """Restart the feed; works whether or not it ran before in this process."""
     await services.feed.restart(body.instrumentos if body else [])
-    return {"status": "success", "message": "feed restarted", **services.feed.status()}
+    return _reply(services, "feed restarted")
 
 
 admin = APIRouter(prefix="/admin", tags=["control"])
 
 
-@admin.post("/drain")
-async def drain(services: ServicesDep, _: TokenDep) -> dict[str, Any]:
+@admin.post("/drain", responses=error_responses(401))
+async def drain(services: ServicesDep, _: TokenDep) -> DrainReply:
     """Close every WebSocket client with 1012 before a planned restart; refuse new ones."""
-    services.draining = True
-    services.hub.accepting = False
-    closed = await services.hub.close_all(CLOSE_SERVICE_RESTART, "Service restart")
-    return {"status": "success", "closed": closed}
+    return {"status": "success", "closed": await services.drain()}

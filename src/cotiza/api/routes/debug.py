@@ -12,16 +12,39 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Literal
 
 import psutil
 from fastapi import APIRouter, Query, Request
+from typing_extensions import TypedDict
 
 from cotiza.api.deps import ServicesDep, TokenDep
 from cotiza.models import Quote
 from cotiza.service import Services
 
 router = APIRouter(prefix="/debug", tags=["debug"])
+
+
+class BlockReply(TypedDict):
+    status: Literal["success"]
+    blocking: float
+    repeat: int
+    every: float
+
+
+class FeedGateReply(TypedDict):
+    status: Literal["success"]
+    paused: bool
+
+
+class TicksReply(TypedDict):
+    status: Literal["success"]
+    ticks: Literal["stopped", "flowing"]
+
+
+class OrphanReply(TypedDict):
+    status: Literal["success"]
+    pid: int
 
 
 class FeedGate:
@@ -58,7 +81,7 @@ async def block(
     seconds: Annotated[float, Query(gt=0, le=600)],
     repeat: Annotated[int, Query(ge=1, le=1000)] = 1,
     every: Annotated[float, Query(gt=0, le=600)] = 1.0,
-) -> dict[str, Any]:
+) -> BlockReply:
     """Block the event loop with ``time.sleep`` (after this answer is sent), ``repeat`` times."""
     loop = asyncio.get_running_loop()
     for i in range(repeat):
@@ -67,7 +90,7 @@ async def block(
 
 
 @router.post("/feed/pause")
-async def pause_feed(request: Request, services: ServicesDep, _: TokenDep) -> dict[str, Any]:
+async def pause_feed(request: Request, services: ServicesDep, _: TokenDep) -> FeedGateReply:
     """Stop delivering quotes while the feed stays connected."""
     faults = _faults(request)
     if faults.gate is None:
@@ -81,7 +104,7 @@ async def pause_feed(request: Request, services: ServicesDep, _: TokenDep) -> di
 
 
 @router.post("/feed/resume")
-async def resume_feed(request: Request, _: TokenDep) -> dict[str, Any]:
+async def resume_feed(request: Request, _: TokenDep) -> FeedGateReply:
     faults = _faults(request)
     if faults.gate is not None:
         faults.gate.paused = False
@@ -89,7 +112,7 @@ async def resume_feed(request: Request, _: TokenDep) -> dict[str, Any]:
 
 
 @router.post("/ws-ticks/stop")
-async def stop_ticks(request: Request, services: ServicesDep, _: TokenDep) -> dict[str, Any]:
+async def stop_ticks(request: Request, services: ServicesDep, _: TokenDep) -> TicksReply:
     """Stop fanning ticks out to WebSocket clients; HTTP and the cache carry on."""
     faults = _faults(request)
     services.cache.remove_listener(services.hub.publish_tick)
@@ -98,7 +121,7 @@ async def stop_ticks(request: Request, services: ServicesDep, _: TokenDep) -> di
 
 
 @router.post("/ws-ticks/resume")
-async def resume_ticks(request: Request, services: ServicesDep, _: TokenDep) -> dict[str, Any]:
+async def resume_ticks(request: Request, services: ServicesDep, _: TokenDep) -> TicksReply:
     faults = _faults(request)
     if faults.ticks_stopped:
         services.cache.add_listener(services.hub.publish_tick)
@@ -122,7 +145,7 @@ def _spawn_holder() -> subprocess.Popen[bytes]:
 
 
 @router.post("/orphan")
-async def orphan(request: Request, _: TokenDep) -> dict[str, Any]:
+async def orphan(request: Request, _: TokenDep) -> OrphanReply:
     """Start a child that inherits the listening socket and outlives this process."""
     holder = await asyncio.to_thread(_spawn_holder)
     _faults(request).holders.append(holder)

@@ -4,59 +4,81 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import cast
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Response
 
 from cotiza.api.deps import ServicesDep
+from cotiza.api.schemas import (
+    BasicHealth,
+    ConnectionInfo,
+    DetailedHealth,
+    HealthJSONResponse,
+    HealthReport,
+    HubStatus,
+    ServiceStatus,
+    WebSocketStatus,
+)
 from cotiza.health import Scope, Status, overall, ready, render
 from cotiza.monitor.ledger import monitor_summary
 
 router = APIRouter(tags=["health"])
 
-NO_STORE = {"Cache-Control": "no-store"}
-HEALTH_JSON = "application/health+json"
+NO_STORE = "no-store"
+
+
+def _uncached(response: Response) -> None:
+    response.headers["Cache-Control"] = NO_STORE
 
 
 @router.get("/cotizaciones/health")
-async def health() -> JSONResponse:
+async def health(response: Response) -> BasicHealth:
     """Answered on the event loop: a blocked loop makes this time out."""
-    return JSONResponse({"status": "healthy", "timestamp": time.time()}, headers=NO_STORE)
+    _uncached(response)
+    return {"status": "healthy", "timestamp": time.time()}
 
 
-@router.get("/livez")
-async def livez(services: ServicesDep) -> JSONResponse:
+@router.get(
+    "/livez",
+    response_class=HealthJSONResponse,
+    responses={503: {"model": HealthReport, "description": "the process itself is broken"}},
+)
+async def livez(services: ServicesDep, response: Response) -> HealthReport:
     """Liveness: only this process's own checks, never anything external."""
-    checks = [c for c in await services.checks() if c.scope is Scope.LIVENESS]
+    checks = [c for c in await services.health.checks() if c.scope is Scope.LIVENESS]
     failed = any(c.status is Status.FAIL for c in checks)
-    now = time.time()
-    body = {"status": "fail" if failed else "pass", "checks": render(checks, now)}
-    return JSONResponse(
-        body, status_code=503 if failed else 200, headers=NO_STORE, media_type=HEALTH_JSON
-    )
+    _uncached(response)
+    response.status_code = 503 if failed else 200
+    return {"status": "fail" if failed else "pass", "checks": render(checks, time.time())}
 
 
-@router.get("/readyz")
-async def readyz(services: ServicesDep) -> JSONResponse:
+@router.get(
+    "/readyz",
+    response_class=HealthJSONResponse,
+    responses={503: {"model": HealthReport, "description": "not ready: see the checks"}},
+)
+async def readyz(services: ServicesDep, response: Response) -> HealthReport:
     """Readiness: database reachable and feed fresh (market-hours aware)."""
-    checks = await services.checks()
+    checks = await services.health.checks()
     ok = ready(checks) and not services.draining
-    now = time.time()
-    body: dict[str, Any] = {"status": "pass" if ok else "fail", "checks": render(checks, now)}
+    body: HealthReport = {"status": "pass" if ok else "fail", "checks": render(checks, time.time())}
     if services.draining:
         body["output"] = "draining before a restart"
-    return JSONResponse(
-        body, status_code=200 if ok else 503, headers=NO_STORE, media_type=HEALTH_JSON
-    )
+    _uncached(response)
+    response.status_code = 200 if ok else 503
+    return body
 
 
-@router.get("/health/detailed")
-async def health_detailed(services: ServicesDep) -> JSONResponse:
-    checks = await services.checks()
+@router.get(
+    "/health/detailed",
+    responses={503: {"model": DetailedHealth, "description": "unhealthy"}},
+)
+async def health_detailed(services: ServicesDep, response: Response) -> DetailedHealth:
+    """Every check, with connection and worker counters; 503 when the process is unhealthy."""
+    checks = await services.health.checks()
     now = time.time()
     status = overall(checks)
-    body: dict[str, Any] = {
+    body: DetailedHealth = {
         "status": status,
         "timestamp": now,
         "websocket_connections": len(services.hub.connections),
@@ -71,7 +93,9 @@ async def health_detailed(services: ServicesDep) -> JSONResponse:
     monitor = await asyncio.to_thread(monitor_summary, settings.run_dir, settings.port)
     if monitor is not None:
         body["monitor"] = monitor
-    return JSONResponse(body, status_code=503 if status == "unhealthy" else 200, headers=NO_STORE)
+    _uncached(response)
+    response.status_code = 503 if status == "unhealthy" else 200
+    return body
 
 
 def _loop_closed() -> bool:
@@ -79,13 +103,14 @@ def _loop_closed() -> bool:
 
 
 @router.get("/cotizaciones/status")
-async def status(services: ServicesDep) -> dict[str, Any]:
+async def status(services: ServicesDep) -> ServiceStatus:
+    """The feed's state and counters, worker states, connections, and the market session."""
     now = time.time()
     return {
         **services.feed.status(now),
-        "workers": services.worker_states(),
+        "workers": services.health.worker_states(),
         "dashboard": services.dashboard.status(),
-        "connections": services.hub.status(),
+        "connections": cast(HubStatus, services.hub.status()),
         "cached_symbols": len(services.cache.symbols()),
         "market_open": services.calendar.is_open(now),
         "market_tz": services.settings.market_tz,
@@ -96,11 +121,12 @@ async def status(services: ServicesDep) -> dict[str, Any]:
 
 
 @router.get("/cotizaciones/websocket_status")
-async def websocket_status(services: ServicesDep) -> dict[str, Any]:
+async def websocket_status(services: ServicesDep) -> WebSocketStatus:
+    """Connection counts, every connection's subscriptions and traffic, and hub counters."""
     hub = services.hub
     return {
-        **hub.status(),
-        "connections": [c.info() for c in hub.connections.values()],
+        **cast(HubStatus, hub.status()),
+        "connections": [cast(ConnectionInfo, c.info()) for c in hub.connections.values()],
         "stats": {
             "accepted": hub.stats.accepted,
             "rejected": hub.stats.rejected,

@@ -5,12 +5,21 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from typing import Annotated, Any
+from typing import Annotated, cast
 
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
 from cotiza.api.deps import ServicesDep, TokenDep
+from cotiza.api.schemas import (
+    PairList,
+    PairView,
+    RatioHistory,
+    RatioList,
+    RatioMessage,
+    error_responses,
+)
+from cotiza.dashboard_worker import DashboardResult
 from cotiza.errors import InvalidRequestError, NotFoundError
 from cotiza.models import RatioPair, short_symbol
 
@@ -33,47 +42,63 @@ class PairUpdate(BaseModel):
     active: bool | None = None
 
 
-@router.get("/pairs")
-async def list_pairs(services: ServicesDep, active: bool | None = None) -> dict[str, Any]:
+def pair_view(pair: RatioPair) -> PairView:
+    return {**pair.as_dict(), "par": pair.name}
+
+
+@router.get("/pairs", responses=error_responses(503))
+async def list_pairs(services: ServicesDep, active: bool | None = None) -> PairList:
+    """Every ratio pair definition (``?active=true``: only the active ones)."""
     pairs = await services.repository.list_pairs(active_only=bool(active))
-    return {"count": len(pairs), "pairs": [p.as_dict() | {"par": p.name} for p in pairs]}
+    return {"count": len(pairs), "pairs": [pair_view(p) for p in pairs]}
 
 
-@router.get("/pairs/{pair_id}")
-async def get_pair(pair_id: int, services: ServicesDep) -> dict[str, Any]:
-    pair = await services.repository.get_pair(pair_id)
-    return pair.as_dict() | {"par": pair.name}
+@router.get("/pairs/{pair_id}", responses=error_responses(404, 503))
+async def get_pair(pair_id: int, services: ServicesDep) -> PairView:
+    """One ratio pair definition."""
+    return pair_view(await services.repository.get_pair(pair_id))
 
 
-@router.post("/pairs", status_code=status.HTTP_201_CREATED)
-async def create_pair(body: PairCreate, services: ServicesDep, _: TokenDep) -> dict[str, Any]:
+@router.post(
+    "/pairs", status_code=status.HTTP_201_CREATED, responses=error_responses(401, 409, 422, 503)
+)
+async def create_pair(body: PairCreate, services: ServicesDep, _: TokenDep) -> PairView:
+    """Define a pair (``factor * base / quote`` for ``client_id``); live ratios follow at once."""
     pair = await services.repository.create_pair(
         body.base.strip(), body.quote.strip(), body.factor, body.client_id, body.active
     )
     await services.ratios.reload_pairs()
-    return pair.as_dict() | {"par": pair.name}
+    return pair_view(pair)
 
 
-@router.patch("/pairs/{pair_id}")
+@router.patch("/pairs/{pair_id}", responses=error_responses(401, 404, 409, 422, 503))
 async def update_pair(
     pair_id: int, body: PairUpdate, services: ServicesDep, _: TokenDep
-) -> dict[str, Any]:
+) -> PairView:
+    """Change a pair's factor, client or active flag."""
     pair = await services.repository.update_pair(
         pair_id, factor=body.factor, active=body.active, client_id=body.client_id
     )
     await services.ratios.reload_pairs()
-    return pair.as_dict() | {"par": pair.name}
+    return pair_view(pair)
 
 
-@router.delete("/pairs/{pair_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/pairs/{pair_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 404, 503),
+)
 async def delete_pair(pair_id: int, services: ServicesDep, _: TokenDep) -> None:
+    """Delete a pair and its stored history."""
     await services.repository.delete_pair(pair_id)
     await services.ratios.reload_pairs()
 
 
 @router.get("")
-async def latest_ratios(services: ServicesDep) -> dict[str, Any]:
-    data = services.ratios.snapshot()
+async def latest_ratios(services: ServicesDep) -> RatioList:
+    """The live ratios and indicators of every active pair, computed now."""
+    # RatioEngine.message builds each item; it is typed where the WebSocket frames are.
+    data = cast(list[RatioMessage], services.ratios.snapshot())
     return {"count": len(data), "data": data, "timestamp": time.time()}
 
 
@@ -123,7 +148,7 @@ async def find_pair(
     raise NotFoundError(f"no ratio pair {base}/{quote}")
 
 
-@router.get("/history")
+@router.get("/history", responses=error_responses(404, 422, 503))
 async def history(
     services: ServicesDep,
     base: Annotated[str, Query(min_length=1)],
@@ -133,7 +158,8 @@ async def history(
     to: str | None = None,
     resolution: str | None = None,
     limit: Annotated[int, Query(ge=1, le=50_000)] = 5000,
-) -> dict[str, Any]:
+) -> RatioHistory:
+    """Stored samples of a pair in [from, to), or their averages per ``resolution``."""
     now = time.time()
     end = parse_time(to, now)
     start = parse_time(from_, end - 86_400)
@@ -143,7 +169,7 @@ async def history(
     pair = await find_pair(services, base, quote, client_id)
     rows = await services.repository.history(pair.id, start, end, step, limit)
     return {
-        "pair": pair.as_dict() | {"par": pair.name},
+        "pair": pair_view(pair),
         "from": start,
         "to": end,
         "resolution": step,
@@ -152,6 +178,7 @@ async def history(
     }
 
 
-@router.get("/dashboard")
-async def dashboard(services: ServicesDep) -> dict[str, Any]:
+@router.get("/dashboard", responses=error_responses(503))
+async def dashboard(services: ServicesDep) -> DashboardResult:
+    """The dashboard table of contract section 5, one row per active pair."""
     return await services.dashboard_query()
