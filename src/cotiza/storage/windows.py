@@ -46,6 +46,11 @@ Span = tuple[Table, float, float]
 # Spans per query (at most seven per window): SQLite allows 500 UNION ALL terms.
 _MAX_UNION = 400
 _TABLES = {table.name: table for table in (ratio_samples, *(table for _, table in LEVELS))}
+# SET LOCAL of both, in one round trip (see window_stats_many).
+_LOCAL_SETTINGS = text(
+    "SELECT set_config('max_parallel_workers_per_gather', '0', true),"
+    " set_config('jit', 'off', true)"
+)
 
 
 def floor_to(value: float, size: int) -> int:
@@ -153,9 +158,11 @@ async def window_stats_many(
     keys = list(spans)
     totals: list[dict[int, WindowStats]] = [{} for _ in keys]
     if conn.dialect.name == "postgresql":
-        # The planner runs a long UNION ALL on parallel workers, whose start-up costs far
-        # more than the few thousand rows read here.
-        await conn.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+        # The planner runs a long UNION ALL on parallel workers, and compiles it with JIT
+        # once the summed estimates pass jit_above_cost (the raw-sample terms are estimated
+        # high before ANALYZE or in a generic plan): either costs far more, 100-400 ms for
+        # JIT, than reading the few thousand rows involved.
+        await conn.execute(_LOCAL_SETTINGS)
     for offset in range(0, len(keys), _MAX_UNION):
         statement, params = span_totals(keys[offset : offset + _MAX_UNION], field)
         for index, pair_id, n, total, low, high in await conn.execute(statement, params):
