@@ -14,8 +14,8 @@ and hands them to ``build_dashboard_rows``. The window rules, the same as the co
   weekends, holidays and DST changes do not stretch or shrink them.
 - dia_anterior: ``[00:00 of D, 00:00 of D + 1)`` in the market's time zone, D being the
   last business day (Monday to Friday, not a holiday) before the local date of ``now``;
-  23 or 25 hours long across a DST change. When no sample of the pair falls in it,
-  dia_anterior_fallback, ``[now - 172800 s, now - 86400 s)``, takes its place.
+  23 or 25 hours long across a DST change. When no sample of the pair with a value
+  falls in it, dia_anterior_fallback, ``[now - 172800 s, now - 86400 s)``, takes its place.
 - ultimo_ratio_operado / ultimo_timestamp: the pair's newest stored sample whose field is
   not null, in no window.
 """
