@@ -67,6 +67,36 @@ def test_windows_follow_the_local_date_not_the_utc_date() -> None:
     assert windows.dia_anterior.end == _utc(2025, 6, 10, 3)
 
 
+CAIRO = ZoneInfo("Africa/Cairo")  # DST since 2023, switching at local midnight
+
+
+@pytest.mark.parametrize(
+    ("now", "start", "end", "hours"),
+    [
+        # Monday after Friday 2024-04-26, when 00:00 jumped to 01:00 (UTC+2 -> UTC+3).
+        (_utc(2024, 4, 29, 7), _utc(2024, 4, 25, 22), _utc(2024, 4, 26, 21), 23),
+        # Friday after Thursday 2024-10-31, when 24:00 fell back to 23:00 (UTC+3 -> UTC+2).
+        (_utc(2024, 11, 1, 7), _utc(2024, 10, 30, 21), _utc(2024, 10, 31, 22), 25),
+    ],
+    ids=["spring_forward", "fall_back"],
+)
+def test_previous_business_day_across_a_dst_change(
+    now: float, start: float, end: float, hours: int
+) -> None:
+    """In a zone with DST the previous business day runs midnight to midnight: 23 or 25 h."""
+    calendar = MarketCalendar(CAIRO, dt.time(10), dt.time(14))
+    windows = dashboard_windows(now, calendar)
+    assert (windows.dia_anterior.start, windows.dia_anterior.end) == (start, end)
+    assert windows.dia_anterior.end - windows.dia_anterior.start == hours * 3600
+    # The rolling windows are elapsed time: a DST change inside them changes nothing.
+    assert windows.semana.end - windows.semana.start == 7 * DAY
+    assert (windows.rueda.start, windows.rueda.end) == (now - DAY, now)
+    assert (windows.dia_anterior_fallback.start, windows.dia_anterior_fallback.end) == (
+        now - 2 * DAY,
+        now - DAY,
+    )
+
+
 def test_windows_iterate_by_name() -> None:
     """items() yields every window as (name, start, end) in a fixed order."""
     now = _utc(2025, 6, 11, 15)

@@ -1,7 +1,23 @@
 """Dashboard aggregation (contract section 5): time windows and one summary row per pair.
 
 Pure: the caller queries ``WindowStats`` for each window of ``dashboard_windows(now, ...)``
-and hands them to ``build_dashboard_rows``. Windows are half-open, ``start <= asof < end``.
+and hands them to ``build_dashboard_rows``. The window rules, the same as the contract's:
+
+- ``now`` is the service's wall clock (UTC epoch seconds) read once per refresh; every
+  window of that refresh uses the same ``now``.
+- Every window is half-open, ``start <= asof < end``, over the samples' ``asof`` (the
+  wall clock of the process that took the sample, UTC epoch seconds): a sample exactly at
+  ``start`` counts, one exactly at ``end`` does not. Samples whose ratio field is null do
+  not count. Windows are exact at both edges, to the sample.
+- rueda: ``[now - 86400 s, now)``; semana: ``[now - 7 * 86400 s, now)``; mes (average,
+  minimum and maximum): ``[now - 30 * 86400 s, now)``. Elapsed seconds, not calendar days:
+  weekends, holidays and DST changes do not stretch or shrink them.
+- dia_anterior: ``[00:00 of D, 00:00 of D + 1)`` in the market's time zone, D being the
+  last business day (Monday to Friday, not a holiday) before the local date of ``now``;
+  23 or 25 hours long across a DST change. When no sample of the pair with a value
+  falls in it, dia_anterior_fallback, ``[now - 172800 s, now - 86400 s)``, takes its place.
+- ultimo_ratio_operado / ultimo_timestamp: the pair's newest stored sample whose field is
+  not null, in no window.
 """
 
 from __future__ import annotations
@@ -33,7 +49,7 @@ _DAY = 24 * _HOUR
 
 @dataclass(frozen=True, slots=True)
 class TimeWindow:
-    """A half-open interval of epoch seconds."""
+    """A half-open interval of epoch seconds: ``start <= asof < end``."""
 
     start: float
     end: float
@@ -57,7 +73,7 @@ class DashboardWindows:
 
 
 def dashboard_windows(now: float, calendar: MarketCalendar) -> DashboardWindows:
-    """The dashboard windows at ``now``, with the previous business day in market time."""
+    """The dashboard windows at ``now`` (see the module docstring for the rules)."""
     day_start, day_end = calendar.day_bounds(calendar.previous_business_day(now))
     return DashboardWindows(
         rueda=TimeWindow(now - _DAY, now),

@@ -54,11 +54,12 @@ class DashboardQuery:
         self.field = field
 
     async def __call__(self, now: float | None = None) -> DashboardResult:
+        """The table at ``now`` (default: the wall clock, read once for every window)."""
         started = time.perf_counter()
-        now = now or time.time()
+        now = time.time() if now is None else now
         pairs = await self.repository.list_pairs(active_only=True)
         windows = dashboard_windows(now, self.calendar)
-        stats = await self.repository.window_stats_many(list(windows.items()))
+        stats = await self.repository.window_stats_many(list(windows.items()), field=self.field)
         latest = await self.repository.latest_values(self.field)
         rows = build_dashboard_rows(pairs, latest, stats)
         elapsed_ms = (time.perf_counter() - started) * 1000

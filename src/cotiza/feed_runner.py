@@ -83,6 +83,19 @@ class FeedRunner:
         feed = self.feed
         return feed is not None and feed.state in (FeedState.RECONNECTING, FeedState.FAILED)
 
+    @property
+    def live_since(self) -> float | None:
+        """Wall clock since which the feed has been connected without a break, or None.
+
+        None unless the feed task runs and the feed is CONNECTED: stopped by the operator,
+        never started, finished, connecting, reconnecting or failed all give None. Quotes
+        received before this moment belong to an earlier connection and are not live.
+        """
+        feed = self.feed
+        if not self.running or feed is None or feed.state is not FeedState.CONNECTED:
+            return None
+        return feed.connected_at
+
     def configured_instruments(self) -> list[str]:
         if self.settings.feed_instruments:
             return list(self.settings.feed_instruments)

@@ -29,7 +29,8 @@ class RatioEngine:
     pairs dirty; one publisher task recomputes the dirty pairs at most every
     ``RATIO_PUBLISH_INTERVAL`` and pushes each result once to the hub, so the cost does not
     grow with ticks times clients. A sampler task stores a sample of every pair each
-    ``RATIO_SAMPLE_INTERVAL``; the rolling windows are warm-started from stored history.
+    ``RATIO_SAMPLE_INTERVAL`` while the feed is live (``live_since``); the rolling windows
+    are warm-started from stored history.
     """
 
     def __init__(
@@ -41,9 +42,12 @@ class RatioEngine:
         hub: Hub,
         calendar: MarketCalendar,
         feed_down: Callable[[], bool] = lambda: False,
+        *,
+        live_since: Callable[[], float | None],
     ) -> None:
         self.settings = settings
         self.feed_down = feed_down
+        self.live_since = live_since
         self.cache = cache
         self.repository = repository
         self.writer = writer
@@ -57,6 +61,8 @@ class RatioEngine:
         self._dirty_event = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.samples_taken = 0
+        self.sample_rounds = 0  # sampler wake-ups, with or without samples
+        self.sampling_paused = False
         self.publishes = 0
         self.last_sample_at: float | None = None
 
@@ -171,10 +177,24 @@ class RatioEngine:
     # -- samples -------------------------------------------------------------------
 
     def take_samples(self, now: float) -> list[RatioSample]:
-        """Compute one sample per active pair with a value (pure apart from the windows)."""
+        """Compute one sample per active pair with a value (pure apart from the windows).
+
+        Only live quotes are sampled: nothing at all unless the feed is connected (not while
+        stopped, connecting, reconnecting or failed), and never a quote received before the
+        current connection began, however recent.
+        """
+        live_since = self.live_since()
+        self._note_pause(live_since is None)
+        if live_since is None:
+            return []
+        market_open = self.calendar.is_open(now)
         samples = []
         for pair in self.pairs.values():
-            values = self.compute(pair, now)
+            base = _since(self.cache.get(pair.base), live_since)
+            quote = _since(self.cache.get(pair.quote), live_since)
+            values = compute_ratios(
+                pair, base, quote, now, self.settings.quote_stale_after, market_open=market_open
+            )
             if all(v is None for v in asdict(values).values()):
                 continue  # nothing observed: a stored row of nulls would only mislead
             indicators = self._windows[pair.id].push(values)
@@ -200,6 +220,12 @@ class RatioEngine:
                 self.last_sample_at = time.time()
             except Exception:
                 log.exception("ratio sampling failed; retrying next interval")
+            self.sample_rounds += 1
+
+    def _note_pause(self, paused: bool) -> None:
+        if paused != self.sampling_paused:
+            self.sampling_paused = paused
+            log.info("ratio sampling %s", "paused: the feed is not live" if paused else "resumed")
 
     def snapshot(self) -> list[dict[str, Any]]:
         """The ratio message of every active pair, computed now from the cached quotes.
@@ -229,3 +255,8 @@ class RatioEngine:
             else:
                 unknown.append(str(spec))
         return list(dict.fromkeys(found)), unknown
+
+
+def _since(quote: Quote | None, live_since: float) -> Quote | None:
+    """``quote`` if it arrived during the current connection, else None."""
+    return quote if quote is not None and quote.recv_ts >= live_since else None

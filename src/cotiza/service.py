@@ -107,7 +107,14 @@ async def run_services(settings: Settings) -> AsyncIterator[Services]:
 
         feed = FeedRunner(settings, cache)
         ratios = RatioEngine(
-            settings, cache, repository, writer, hub, calendar, feed_down=lambda: feed.feed_down
+            settings,
+            cache,
+            repository,
+            writer,
+            hub,
+            calendar,
+            feed_down=lambda: feed.feed_down,
+            live_since=lambda: feed.live_since,
         )
         await ratios.start()
         stack.push_async_callback(ratios.stop)

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 from primary_kit import AL30, DIC26, FAST_PRIMARY
+from sqlalchemy import func, select
 
 from cotiza.fake_primary import FakePrimary
 from cotiza.feeds.base import FeedState
@@ -18,9 +19,10 @@ from cotiza.feeds.primary_frames import md_frame
 from cotiza.feeds.sim import SimFeed
 from cotiza.models import Quote
 from cotiza.settings import Settings
+from cotiza.storage.tables import ratio_samples
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
-from live import FAST, LiveService, live_service, recv_until, send_json, ws_client
+from live import FAST, LiveService, live_service, recv_until, send_json, wait_for, ws_client
 
 
 def service_settings(fake: FakePrimary, tmp_path: Path, **overrides: Any) -> Settings:
@@ -116,6 +118,45 @@ async def test_service_reports_an_upstream_outage_and_marks_quotes_stale(
             fake.faults.unavailable = False
             await fake.wait_until(lambda: 2 in fake.opened)
             await fake.wait_until(lambda: fake.subscriptions(2) == [AL30, DIC26])
+
+
+async def test_no_sample_is_stored_while_primary_is_unreachable(
+    fake: FakePrimary, tmp_path: Path
+) -> None:
+    """During an upstream outage the sampler stores nothing; after the reconnect it resumes."""
+    async with live_service(service_settings(fake, tmp_path, quote_stale_after=300.0)) as live:
+        services = live.services
+        feed = services.feed.feed
+        assert isinstance(feed, PrimaryFeed)
+        async with live.http() as http:
+            created = await http.post("/api/ratios/pairs", json={"base": AL30, "quote": DIC26})
+            pair_id = created.json()["id"]
+
+        async def stored_since(since: float) -> int:
+            query = select(func.count()).where(
+                ratio_samples.c.pair_id == pair_id, ratio_samples.c.asof >= since
+            )
+            async with services.database.engine.connect() as conn:
+                return int(await conn.scalar(query) or 0)
+
+        await wait_for(lambda: stored_since(0.0), timeout=30, message="samples before")
+        fake.faults.unavailable = True
+        fake.drop_all()
+        await feed.wait_for_state(FeedState.RECONNECTING)
+        lost_at = feed.disconnected_at
+        assert lost_at is not None and services.feed.live_since is None
+        await fake.wait_until(lambda: len(fake.handshakes) >= 3)
+        rounds = services.ratios.sample_rounds + 6
+        await wait_for(lambda: services.ratios.sample_rounds >= rounds, timeout=30)
+        await services.writer.flush()
+        assert await stored_since(lost_at) == 0
+
+        fake.faults.unavailable = False
+        await feed.wait_for_state(FeedState.CONNECTED, timeout=10)
+        connected_at = services.feed.live_since
+        assert connected_at is not None and connected_at > lost_at
+        await wait_for(lambda: stored_since(connected_at), timeout=30, message="samples after")
+        assert await stored_since(lost_at) == await stored_since(connected_at)
 
 
 async def test_service_with_bad_credentials_reports_a_failed_feed(

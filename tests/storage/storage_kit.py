@@ -55,12 +55,12 @@ def assert_buckets_equal(actual: Buckets, expected: Buckets) -> None:
 
 
 def expected_window(
-    samples: Iterable[RatioSample], start: float, end: float
+    samples: Iterable[RatioSample], start: float, end: float, field: str = "mid_ratio"
 ) -> dict[int, WindowStats]:
-    """Python reference: samples whose minute starts inside [start, end)."""
+    """Python reference: ``field`` of the samples with ``start <= asof < end``, per pair."""
     found: dict[int, list[float]] = {}
     for s in samples:
-        minute = math.floor(s.asof / 60) * 60
-        if s.values.mid_ratio is not None and start <= minute < end:
-            found.setdefault(s.pair_id, []).append(s.values.mid_ratio)
-    return {pid: WindowStats(len(v), sum(v), min(v), max(v)) for pid, v in found.items()}
+        value = getattr(s.values, field)
+        if value is not None and start <= s.asof < end:
+            found.setdefault(s.pair_id, []).append(value)
+    return {pid: WindowStats(len(v), math.fsum(v), min(v), max(v)) for pid, v in found.items()}

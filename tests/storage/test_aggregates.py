@@ -144,7 +144,9 @@ async def test_day_buckets_and_windows_match_python(
     repo = Repository(database)
     for start, end in WINDOWS:
         expected = expected_window(stored, start, end)
-        _assert_stats_equal(await repo.window_stats(start, end), expected, (start, end))
+        _assert_stats_equal(
+            await repo.window_stats(start, end, field="mid_ratio"), expected, (start, end)
+        )
 
 
 async def test_window_stats_many_equals_one_window_at_a_time(
@@ -153,17 +155,17 @@ async def test_window_stats_many_equals_one_window_at_a_time(
     """Several windows in one query give what each window gives alone."""
     repo = Repository(database)
     named = [(f"w{i}", start, end) for i, (start, end) in enumerate(WINDOWS)]
-    many = await repo.window_stats_many(named)
+    many = await repo.window_stats_many(named, field="mid_ratio")
     assert list(many) == [name for name, _, _ in named]
     for name, start, end in named:
-        alone = await repo.window_stats(start, end)
+        alone = await repo.window_stats(start, end, field="mid_ratio")
         _assert_stats_equal(many[name], alone, name)
         _assert_stats_equal(many[name], expected_window(stored, start, end), name)
     assert many["w8"] == {} and many["w9"] == {}
 
-    assert await repo.window_stats_many([]) == {}
+    assert await repo.window_stats_many([], field="mid_ratio") == {}
     with pytest.raises(InvalidRequestError):
-        await repo.window_stats_many([("a", D0, D0 + DAY), ("a", D0, D0 + HOUR)])
+        await repo.window_stats_many([("a", D0, D0 + DAY), ("a", D0, D0 + HOUR)], field="mid_ratio")
 
 
 async def test_window_stats_many_splits_very_many_windows(
@@ -172,7 +174,7 @@ async def test_window_stats_many_splits_very_many_windows(
     """More bucket ranges than one UNION ALL may hold still give every window."""
     repo = Repository(database)
     named = [(f"w{i}", D0 + i * 61.0, D0 + DAY + 3 * HOUR + i * 127.0) for i in range(150)]
-    many = await repo.window_stats_many(named)
+    many = await repo.window_stats_many(named, field="mid_ratio")
     assert len(many) == 150
     for name, start, end in named[::37]:
         _assert_stats_equal(many[name], expected_window(stored, start, end), name)
@@ -255,7 +257,7 @@ async def test_migration_0002_backfills_days_from_hours(fresh_db_url: str) -> No
     async with Database(fresh_db_url) as db:  # start-up upgrades to head
         assert await db.revision() == "0002"
         assert_buckets_equal(await stored_buckets(db, ratio_days), expected)
-        stats = await Repository(db).window_stats(D0 - DAY, D0 + 5 * DAY)
+        stats = await Repository(db).window_stats(D0 - DAY, D0 + 5 * DAY, field="mid_ratio")
         for pid in (1, 2):
             mine = [row for row in rows if row["pair_id"] == pid]
             assert stats[pid].count == sum(row["n"] for row in mine)

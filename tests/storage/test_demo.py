@@ -54,7 +54,7 @@ async def test_backfill_writes_consistent_samples_and_aggregates(database: Datab
         assert await _scalar(database, select(func.sum(table.c.total))) == pytest.approx(
             total, rel=1e-9
         )
-    rows = await Repository(database).window_stats(NOW - 2 * DAY, NOW + 60)
+    rows = await Repository(database).window_stats(NOW - 2 * DAY, NOW + 60, field="mid_ratio")
     for pair in pairs:
         stats = rows[pair.id]
         assert stats.count == 2 * 1440

@@ -93,7 +93,7 @@ async def test_aggregates_and_window_stats_match_python(
         (T0 - 7200, T0),  # before the data
     ]
     for start, end in windows:
-        actual = await repo.window_stats(start, end)
+        actual = await repo.window_stats(start, end, field="mid_ratio")
         expected = expected_window(samples, start, end)
         assert actual.keys() == expected.keys(), (start, end)
         for pid, want in expected.items():

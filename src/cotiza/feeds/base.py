@@ -52,6 +52,9 @@ class Feed(abc.ABC):
         self.settings = settings
         self.state = FeedState.IDLE
         self.stats = FeedStats()
+        # Wall clock when the feed last became CONNECTED: quotes received before it are
+        # leftovers of an earlier connection, not live.
+        self.connected_at: float | None = None
         self.frame_sink: FrameSink | None = None
 
     @abc.abstractmethod

@@ -48,6 +48,7 @@ class ReplayFeed(Feed):
             raise FatalFeedError(f"REPLAY_FILE {str(path)!r} does not exist")
         applier = FrameApplier(sink, self.stats, frozenset(instruments) or None)
         self.stats.extra.setdefault("loops", 0.0)
+        self.connected_at = time.time()
         self.state = FeedState.CONNECTED
         log.info(
             "replaying %s at speed %g%s", path, self.settings.replay_speed, " (loop)" * self.loop

@@ -332,6 +332,7 @@ class SimFeed(Feed):
         rate = self.settings.sim_ticks_per_second
         stats = self.stats
         loop = asyncio.get_running_loop()
+        self.connected_at = time.time()
         self.state = FeedState.CONNECTED
         logger.info(
             "sim feed running: %d instruments, %g ticks/s, seed %d",

@@ -1,36 +1,25 @@
 """Per-minute, per-hour and per-day aggregates of the dashboard ratio field.
 
 The writer merges every batch into all three levels and the demo backfill fills them
-with INSERT ... SELECT; the repository reads whole days, hours at the day edges and
-minutes at the hour edges, so that no window ever scans raw samples.
+with INSERT ... SELECT. A bucket holds the samples with ``bucket <= asof < bucket + size``.
+``cover`` splits whole minutes into whole days, hours at the day edges and minutes at the
+hour edges; ``cotiza.storage.windows`` reads windows through it.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Executable,
-    Integer,
-    Select,
-    Table,
-    bindparam,
-    func,
-    literal_column,
-    select,
-    union_all,
-)
+from sqlalchemy import Select, Table, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cotiza.errors import StorageError
-from cotiza.models import RatioSample, WindowStats
-from cotiza.storage.tables import ratio_days, ratio_hours, ratio_minutes, ratio_pairs
+from cotiza.models import RatioSample
+from cotiza.storage.tables import ratio_days, ratio_hours, ratio_minutes
 
 MINUTE = 60
 HOUR = 3600
@@ -44,7 +33,6 @@ LEVELS: tuple[tuple[int, Table], ...] = (
     (HOUR, ratio_hours),
     (DAY, ratio_days),
 )
-_TABLES = {table.name: table for _, table in LEVELS}
 
 # A range of buckets of one level: (table, first bucket, end bucket), end excluded.
 Range = tuple[Table, int, int]
@@ -160,63 +148,3 @@ def _cover(first: int, end: int, level: int) -> list[Range]:
         (table, inner_first, inner_end),
         *_cover(inner_end, end, level - 1),
     ]
-
-
-def range_totals(ranges: Sequence[Range]) -> tuple[Executable, dict[str, int]]:
-    """One query of per-pair totals over each ``(table, lower, upper)`` bucket range.
-
-    Its rows are (range index, pair_id, count, sum, minimum, maximum), one per range and
-    pair with data. Returns the statement and its parameters.
-    """
-    params: dict[str, int] = {}
-    for index, (_, lower, upper) in enumerate(ranges):
-        params[f"lo{index}"], params[f"hi{index}"] = lower, upper
-    return _range_totals(tuple(table.name for table, _, _ in ranges)), params
-
-
-@functools.lru_cache(maxsize=256)
-def _range_totals(tables: tuple[str, ...]) -> Executable:
-    # Building the statement costs more than running it; the shapes repeat between calls.
-    terms = []
-    for index, name in enumerate(tables):
-        table = _TABLES[name]
-        terms.append(
-            select(
-                literal_column(str(index), Integer),
-                table.c.pair_id,
-                func.sum(table.c.n),
-                func.sum(table.c.total),
-                func.min(table.c.minimum),
-                func.max(table.c.maximum),
-            )
-            .where(
-                # Naming the pairs lets SQLite walk the (pair_id, bucket) key pair by
-                # pair, already in group order, instead of sorting bucket-index results.
-                table.c.pair_id.in_(select(ratio_pairs.c.id)),
-                table.c.bucket >= bindparam(f"lo{index}", type_=BigInteger),
-                table.c.bucket < bindparam(f"hi{index}", type_=BigInteger),
-            )
-            .group_by(table.c.pair_id)
-        )
-    return union_all(*terms) if len(terms) > 1 else terms[0]
-
-
-def merge_totals(parts: Iterable[Mapping[int, WindowStats]]) -> dict[int, WindowStats]:
-    """Per pair, the stats of disjoint ranges put together."""
-    merged: dict[int, WindowStats] = {}
-    for part in parts:
-        for pair_id, stats in part.items():
-            found = merged.get(pair_id)
-            merged[pair_id] = stats if found is None else _merge(found, stats)
-    return merged
-
-
-def _merge(a: WindowStats, b: WindowStats) -> WindowStats:
-    low = [value for value in (a.minimum, b.minimum) if value is not None]
-    high = [value for value in (a.maximum, b.maximum) if value is not None]
-    return WindowStats(
-        a.count + b.count,
-        a.total + b.total,
-        min(low) if low else None,
-        max(high) if high else None,
-    )

@@ -18,7 +18,6 @@ from sqlalchemy import (
     insert,
     literal,
     select,
-    text,
     update,
 )
 from sqlalchemy.engine import RowMapping
@@ -28,7 +27,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from cotiza.errors import ConflictError, InvalidRequestError, NotFoundError, StorageError
 from cotiza.models import Indicators, RatioPair, RatioSample, RatioValues, WindowStats
-from cotiza.storage.aggregates import MINUTE, Range, cover, merge_totals, range_totals
+from cotiza.storage.aggregates import MINUTE
 from cotiza.storage.database import Database, describe_error
 from cotiza.storage.tables import (
     RATIO_FIELDS,
@@ -39,6 +38,7 @@ from cotiza.storage.tables import (
     ratio_samples,
     ticks,
 )
+from cotiza.storage.windows import window_stats_many
 
 HISTORY_FIELDS = (
     "bid_ratio",
@@ -50,8 +50,6 @@ HISTORY_FIELDS = (
     "sma180_mid",
 )
 _VALUE_FIELDS = ("bid_ratio", "ask_ratio", "mid_ratio", "last_ratio")
-# Bucket ranges per query (at most five per window): SQLite allows 500 UNION ALL terms.
-_MAX_UNION = 400
 
 _PAIR_COLUMNS = (
     ratio_pairs.c.id,
@@ -88,10 +86,6 @@ def _sample(data: RowMapping) -> RatioSample:
 def _check_factor(factor: float) -> None:
     if not math.isfinite(factor) or factor <= 0:
         raise InvalidRequestError("factor must be a positive number")
-
-
-def _ceil(value: float, size: int) -> int:
-    return math.ceil(value / size) * size
 
 
 class Repository:
@@ -264,52 +258,26 @@ class Repository:
             rows = (await conn.execute(query)).all()
         return {row[0]: (row[1], row[2]) for row in rows}
 
-    async def window_stats(self, start: float, end: float) -> dict[int, WindowStats]:
-        """Aggregate of the dashboard field per pair over the minutes starting in [start, end).
+    async def window_stats(self, start: float, end: float, *, field: str) -> dict[int, WindowStats]:
+        """Count, sum, minimum and maximum of ``field`` per pair over ``start <= asof < end``.
 
-        Whole days come from ``ratio_days``, whole hours at the day edges from
-        ``ratio_hours`` and the minutes at the hour edges from ``ratio_minutes``, so the
-        cost does not depend on the number of samples.
+        Exact at both edges: whole minutes, hours and days come from the aggregates, the
+        cut minutes at the edges from the raw samples, so the cost does not depend on the
+        number of samples. ``field`` must be the one the aggregates hold (``RATIO_FIELD``,
+        which the writer aggregates); samples where it is null do not count.
         """
-        return (await self.window_stats_many([("window", start, end)]))["window"]
+        return (await self.window_stats_many([("window", start, end)], field=field))["window"]
 
     async def window_stats_many(
-        self, windows: Sequence[tuple[str, float, float]]
+        self, windows: Sequence[tuple[str, float, float]], *, field: str
     ) -> dict[str, dict[int, WindowStats]]:
-        """``window_stats`` of every ``(name, start, end)`` window, with one query.
+        """``window_stats`` of every ``(name, start, end)`` window, in one transaction.
 
-        Each distinct bucket range is summed per pair once, even when several windows
-        share it (the ranges ending now, for instance), in one UNION ALL query; the
-        windows are then put together from their ranges. Every name is in the result,
-        with an empty mapping when its window has no data.
+        Spans shared by several windows are read once; every name is in the result, with
+        an empty mapping when its window has no data.
         """
-        result: dict[str, dict[int, WindowStats]] = {}
-        ranges: dict[Range, int] = {}
-        members: list[tuple[str, list[int]]] = []
-        for name, start, end in windows:
-            if name in result:
-                raise InvalidRequestError(f"duplicate window name {name!r}")
-            result[name] = {}
-            covered = cover(_ceil(start, MINUTE), _ceil(end, MINUTE))
-            members.append((name, [ranges.setdefault(key, len(ranges)) for key in covered]))
-        if not ranges:
-            return result
-        keys = list(ranges)
-        totals: list[dict[int, WindowStats]] = [{} for _ in keys]
         async with self._begin() as conn:
-            if conn.dialect.name == "postgresql":
-                # The planner runs a long UNION ALL on parallel workers, whose start-up
-                # costs far more than the few thousand rows read here.
-                await conn.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
-            for offset in range(0, len(keys), _MAX_UNION):
-                statement, params = range_totals(keys[offset : offset + _MAX_UNION])
-                for index, pair_id, n, total, low, high in await conn.execute(statement, params):
-                    if n:
-                        stats = WindowStats(int(n), float(total), low, high)
-                        totals[offset + index][pair_id] = stats
-        for name, indices in members:
-            result[name] = merge_totals(totals[index] for index in indices)
-        return result
+            return await window_stats_many(conn, windows, field)
 
     async def history(
         self,

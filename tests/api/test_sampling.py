@@ -1,0 +1,107 @@
+"""The ratio sampler against a live service: samples only while the feed is live."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from live import LiveService, live_service, wait_for
+from sqlalchemy import func, select
+
+from cotiza.settings import Settings
+from cotiza.storage.tables import ratio_samples
+
+
+def byma(ticker: str) -> str:
+    return f"MERV - XMEV - {ticker} - 24hs"
+
+
+AL30, AL30D, GD30, GD30D = byma("AL30"), byma("AL30D"), byma("GD30"), byma("GD30D")
+# Sampler rounds to watch for samples that must not appear: at RATIO_SAMPLE_INTERVAL = 0.2 s
+# (tests/api/live.py) the old behaviour stored one per pair and round.
+QUIET_ROUNDS = 6
+
+
+async def stored_since(live: LiveService, since: float, pair_id: int | None = None) -> int:
+    """Samples stored with ``asof >= since`` (of one pair, or of all)."""
+    query = select(func.count()).where(ratio_samples.c.asof >= since)
+    if pair_id is not None:
+        query = query.where(ratio_samples.c.pair_id == pair_id)
+    async with live.services.database.engine.connect() as conn:
+        return int(await conn.scalar(query) or 0)
+
+
+async def pass_rounds(live: LiveService, rounds: int) -> None:
+    """Wait until the sampler has woken ``rounds`` more times and its samples are written."""
+    ratios = live.services.ratios
+    target = ratios.sample_rounds + rounds
+    await wait_for(
+        lambda: ratios.sample_rounds >= target, timeout=30, message=f"{rounds} sampler rounds"
+    )
+    await live.services.writer.flush()
+
+
+async def pair_id_of(live: LiveService, name: str) -> int:
+    pairs = await live.services.repository.list_pairs(active_only=True)
+    return next(pair.id for pair in pairs if pair.name == name)
+
+
+async def test_stopped_feed_stores_no_sample_and_start_resumes_sampling(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """After POST /cotizaciones/detener no sample is stored at all; POST iniciar resumes."""
+    # A long staleness limit: the frozen quotes would count as fresh for a minute.
+    async with live_service(make_settings(quote_stale_after=300.0)) as live, live.http() as http:
+        services = live.services
+        await wait_for(
+            lambda: stored_since(live, 0.0), timeout=30, message="samples of the running feed"
+        )
+        assert (await http.post("/cotizaciones/detener")).status_code == 200
+        stopped_at = services.feed.stopped_at
+        assert stopped_at is not None and services.feed.live_since is None
+
+        await pass_rounds(live, QUIET_ROUNDS)
+        assert await stored_since(live, stopped_at) == 0
+        assert services.ratios.sampling_paused is True
+
+        assert (await http.post("/cotizaciones/iniciar")).status_code == 200
+        await wait_for(lambda: services.feed.live_since is not None, message="feed connected")
+        live_since = services.feed.live_since
+        assert live_since is not None and live_since > stopped_at
+        await wait_for(
+            lambda: stored_since(live, live_since), timeout=30, message="sampling resumed"
+        )
+        assert await stored_since(live, stopped_at) == await stored_since(live, live_since)
+        assert services.ratios.sampling_paused is False
+
+
+async def test_quotes_from_before_a_restart_are_never_sampled(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Restarted without AL30D, the MEP pair gets no sample from AL30D's pre-restart quote."""
+    async with live_service(make_settings(quote_stale_after=300.0)) as live, live.http() as http:
+        services = live.services
+        mep, gd = await pair_id_of(live, "AL30-AL30D"), await pair_id_of(live, "GD30-GD30D")
+        await wait_for(
+            lambda: stored_since(live, 0.0, mep), timeout=30, message="MEP samples before"
+        )
+        old_al30d = services.cache.get(AL30D)
+        assert old_al30d is not None
+
+        response = await http.post(
+            "/cotizaciones/iniciar", json={"instrumentos": [AL30, GD30, GD30D]}
+        )
+        assert response.status_code == 200, response.text
+        await wait_for(lambda: services.feed.live_since is not None, message="feed connected")
+        live_since = services.feed.live_since
+        assert live_since is not None
+        await wait_for(
+            lambda: stored_since(live, live_since, gd), timeout=30, message="GD30 samples after"
+        )
+        await pass_rounds(live, QUIET_ROUNDS)
+
+        # AL30D's quote is still cached and well within the staleness limit, but it was
+        # received before the current connection: it is not live, so MEP is not sampled.
+        assert services.cache.get(AL30D) == old_al30d
+        assert old_al30d.recv_ts < live_since
+        assert await stored_since(live, live_since, mep) == 0
+        assert await stored_since(live, live_since, gd) >= QUIET_ROUNDS
