@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 from cotiza import __version__
 from cotiza.api.deps import ServicesDep
-from cotiza.api.routes import control, health, quotes, ratios, ws
+from cotiza.api.routes import auth, control, health, quotes, ratios, ws
 from cotiza.errors import (
     ConflictError,
     CotizaError,
@@ -87,6 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse({"detail": str(exc)}, status_code=code)
 
     app.include_router(health.router)
+    app.include_router(auth.router)
     app.include_router(control.router)
     app.include_router(control.admin)
     app.include_router(quotes.router)
