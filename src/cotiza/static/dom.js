@@ -35,18 +35,61 @@ export function setCell(cell, text, flash = null) {
 
 /**
  * Update one column of a table row (`row.values`, `row.cells`) from `value`; a numeric
- * cell of a `column.flash` column flashes up or down when it changed. Returns the cell.
+ * cell of a `column.flash` column flashes up or down when it changed and `gate` (a
+ * FlashGate, or false) allows it. Returns the cell.
  */
-export function updateColumn(row, column, value, flash) {
+export function updateColumn(row, column, value, gate) {
   const before = row.values[column.key];
   let direction = null;
-  if (flash && column.flash && isNumber(before) && isNumber(value) && value !== before) {
-    direction = value > before ? "up" : "down";
+  if (gate && column.flash && isNumber(before) && isNumber(value) && value !== before) {
+    if (gate.allow(row.cells[column.key])) direction = value > before ? "up" : "down";
   }
   row.values[column.key] = value;
   const cell = row.cells[column.key];
   setCell(cell, column.format(value), direction);
   return cell;
+}
+
+/**
+ * Decides whether a changed cell may flash. Above `maxRate` updates a second the flashes
+ * stop altogether (at hundreds of ticks a second they are unreadable and cost most of the
+ * page's time), and one cell flashes at most once per `cellGapMs`.
+ */
+export class FlashGate {
+  constructor({ maxRate = 60, cellGapMs = 900, now = () => performance.now() } = {}) {
+    this.maxRate = maxRate;
+    this.cellGapMs = cellGapMs;
+    this.now = now;
+    this.windowStart = now();
+    this.count = 0;
+    this.rate = 0;
+    this.lastFlash = new WeakMap();
+  }
+
+  /** Count one incoming update (a tick or a ratio), for the rate. */
+  note() {
+    this.count += 1;
+    const now = this.now();
+    const elapsed = now - this.windowStart;
+    if (elapsed >= 1000) {
+      this.rate = (this.count * 1000) / elapsed;
+      this.count = 0;
+      this.windowStart = now;
+    }
+  }
+
+  get enabled() {
+    return this.rate <= this.maxRate;
+  }
+
+  allow(cell) {
+    if (!this.enabled) return false;
+    const now = this.now();
+    const last = this.lastFlash.get(cell);
+    if (last !== undefined && now - last < this.cellGapMs) return false;
+    this.lastFlash.set(cell, now);
+    return true;
+  }
 }
 
 /** Collect updates and apply them once per animation frame (paused in hidden tabs). */
@@ -68,6 +111,11 @@ export class FrameBatch {
       this.apply(keys);
     });
   }
+}
+
+/** A short text for screen readers only (the element is visually hidden). */
+export function srOnly(text) {
+  return el("span", { class: "sr-only", text });
 }
 
 /** Fetch JSON with a deadline; a JSON error body still resolves, with `ok` false. */
