@@ -3,6 +3,7 @@
 // appended while the view follows the present, and CSV/PNG export of what is on screen.
 
 import {
+  appendHistory,
   appendLive,
   bandWindowFor,
   emptySeries,
@@ -181,7 +182,7 @@ export class RatioChart {
     this.uPlot = uPlot;
     const rows = Array.isArray(result.body?.data) ? result.body.data : [];
     this.series = emptySeries(resolution);
-    for (const row of rows) appendLive(this.series, row);
+    for (const row of rows) appendHistory(this.series, row);
     this.loaded = { from: from - window, to, resolution, window };
     this.setStatus(pointCount(this.series) ? "ready" : "empty");
     this.draw(true);

@@ -70,27 +70,41 @@ function appendRow(series, at, row) {
   for (const field of FIELDS) series[field].push(value(row[SOURCE[field]]));
 }
 
+/** Add a stored history row (oldest first); rows out of order are ignored. */
+export function appendHistory(series, row) {
+  const last = series.t.at(-1);
+  if (!isNumber(row.asof) || (last !== undefined && row.asof <= last)) return;
+  appendRow(series, row.asof, row);
+  trim(series);
+}
+
 /**
- * Add a live `ratio` push: within the newest bucket it replaces that bucket's point,
- * otherwise it starts a new one. Returns false when the push is older than the series.
+ * Add a live `ratio` push at its own time: within the newest point's bucket it replaces
+ * that point (so the line ends at the latest value), otherwise it starts a new point.
+ * Returns false when the push is older than the series.
  */
 export function appendLive(series, message) {
   if (!isNumber(message.asof) || !isNumber(message.mid_ratio)) return false;
-  const bucket = Math.floor(message.asof / series.resolution) * series.resolution;
   const last = series.t.at(-1);
-  if (last !== undefined && bucket < last) return false;
-  if (last === bucket) {
-    const i = series.t.length - 1;
+  if (last !== undefined && message.asof < last) return false;
+  const r = series.resolution;
+  const i = series.t.length - 1;
+  if (last !== undefined && series.mid[i] !== null && Math.floor(last / r) === Math.floor(message.asof / r)) {
+    series.t[i] = message.asof;
     for (const field of FIELDS) series[field][i] = value(message[SOURCE[field]]);
   } else {
-    appendRow(series, bucket, message);
+    appendRow(series, message.asof, message);
   }
+  trim(series);
+  return true;
+}
+
+function trim(series) {
   const excess = series.t.length - MAX_CHART_POINTS;
   if (excess > 0) {
     series.t.splice(0, excess);
     for (const field of FIELDS) series[field].splice(0, excess);
   }
-  return true;
 }
 
 /**

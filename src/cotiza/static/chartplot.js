@@ -107,6 +107,8 @@ export class Plot {
       bands: [{ series: [SLOT.upper, SLOT.lower], fill: cssColour("--band") }],
       hooks: {
         draw: [(u) => this.drawSeparators(u)],
+        // The time axis's labels, as drawn, for tests and for the chart's accessible name.
+        drawAxes: [(u) => (this.host.dataset.xTicks = (u.axes[0]._values ?? []).join("|"))],
         setCursor: [(u) => this.onCursor(u.cursor.idx, u.cursor.left, u.cursor.top)],
         setScale: [(u, key) => key === "x" && this.scaled(u)],
       },
@@ -127,6 +129,7 @@ export class Plot {
 
   setShown(shown) {
     if (!this.u) return;
+    this.host.dataset.shown = Object.keys(shown).filter((name) => shown[name]).join(" ");
     const want = { bid: shown.bid, ask: shown.ask, last: shown.last, sma: shown.bands, upper: shown.bands, lower: shown.bands };
     for (const [name, show] of Object.entries(want)) {
       if (this.u.series[SLOT[name]].show !== show) this.u.setSeries(SLOT[name], { show });
