@@ -7,11 +7,13 @@ import {
   appendLive,
   bandWindowFor,
   emptySeries,
+  gapLimit,
   pointCount,
   RANGES,
   resolutionFor,
   rollingBands,
   sessionStarts,
+  typicalSpacing,
   viewRows,
 } from "./chartdata.js";
 import { loadUPlot, Plot } from "./chartplot.js";
@@ -166,6 +168,7 @@ export class RatioChart {
       limit: "20000",
     });
     this.view = [from, to];
+    this.host.dataset.pending = "true";
     this.setStatus("loading");
     let result;
     let uPlot;
@@ -175,13 +178,14 @@ export class RatioChart {
       result = { ok: false, status: 0 };
     }
     if (seq !== this.loadSeq) return; // the user moved on while this was loading
+    this.host.dataset.pending = "false";
     if (!result.ok) {
       this.setStatus("error", result.status ? t("chart.http_error", { status: result.status }) : t("error.network"));
       return;
     }
     this.uPlot = uPlot;
     const rows = Array.isArray(result.body?.data) ? result.body.data : [];
-    this.series = emptySeries(resolution);
+    this.series = emptySeries(resolution, Math.max(resolution, typicalSpacing(rows) ?? resolution));
     for (const row of rows) appendHistory(this.series, row);
     this.loaded = { from: from - window, to, resolution, window };
     this.setStatus(pointCount(this.series) ? "ready" : "empty");
@@ -256,6 +260,7 @@ export class RatioChart {
     const bandWindow = bandWindowFor(span) !== this.loaded.window;
     if (!(needsDetail || tooCoarse || outside || bandWindow)) return;
     clearTimeout(this.refetchTimer);
+    this.host.dataset.pending = "true";
     this.refetchTimer = setTimeout(() => {
       const [a, b] = this.view;
       this.load(a, b);
@@ -264,9 +269,16 @@ export class RatioChart {
 
   cursor(idx, left, top) {
     const s = this.series;
-    if (idx === null || idx === undefined || s.mid[idx] === null || left < 0) {
+    if (idx === null || idx === undefined || left < 0 || s.t[idx] === undefined) {
       this.tip.hidden = true;
       this.readout.textContent = "";
+      return;
+    }
+    const at = this.plot.u?.posToVal(left, "x");
+    if (s.mid[idx] === null || (isNumber(at) && Math.abs(s.t[idx] - at) > gapLimit(s))) {
+      // Inside a gap (outage, night, weekend): say so rather than show a neighbour's value.
+      this.readout.textContent = `${zonedDateTime(isNumber(at) ? at : s.t[idx])} · ${t("chart.no_data")}`;
+      this.tip.hidden = true;
       return;
     }
     const parts = [zonedDateTime(s.t[idx]), `${t("chart.legend.mid")} ${ratio(s.mid[idx])}`];

@@ -46,8 +46,19 @@ function value(v) {
   return isNumber(v) ? v : null;
 }
 
-export function emptySeries(resolution) {
-  return { resolution, t: [], mid: [], bid: [], ask: [], last: [], gaps: 0 };
+/** `spacing` is the data's own typical step (stored samples can be sparser than buckets). */
+export function emptySeries(resolution, spacing = resolution) {
+  return { resolution, spacing, t: [], mid: [], bid: [], ask: [], last: [], gaps: 0 };
+}
+
+/** The median step between consecutive rows' times: the data's own rhythm. */
+export function typicalSpacing(rows) {
+  const times = rows.map((row) => row.asof).filter(isNumber).sort((a, b) => a - b);
+  const steps = [];
+  for (let i = 1; i < times.length; i += 1) steps.push(times[i] - times[i - 1]);
+  if (steps.length === 0) return null;
+  steps.sort((a, b) => a - b);
+  return steps[Math.floor(steps.length / 2)];
 }
 
 function pushGap(series, at) {
@@ -56,14 +67,14 @@ function pushGap(series, at) {
   series.gaps += 1;
 }
 
-/** Whether a pause between two points is a gap (outage, night, weekend), not a bucket step. */
-function isGap(dt, resolution) {
-  return dt > Math.max(2.5 * resolution, resolution + 30);
+/** The shortest pause drawn as a gap (outage, night, weekend) rather than a step. */
+export function gapLimit(series) {
+  return Math.max(2.5 * series.resolution, 3 * series.spacing, 60);
 }
 
 function appendRow(series, at, row) {
   const last = series.t.at(-1);
-  if (last !== undefined && isGap(at - last, series.resolution)) {
+  if (last !== undefined && at - last > gapLimit(series)) {
     pushGap(series, last + series.resolution);
   }
   series.t.push(at);

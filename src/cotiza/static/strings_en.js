@@ -173,6 +173,7 @@ export const EN = {
   "chart.csv_tip": "Download the visible series as CSV",
   "chart.aria": "Chart of the ratio over time",
   "chart.help": "Wheel or pinch: zoom · drag: pan · tap: show values",
+  "chart.no_data": "no data (gap)",
   "chart.loading": "Loading history…",
   "chart.empty": "No data in this period.",
   "chart.error": "Could not load the history: {detail}",

@@ -173,6 +173,7 @@ export const ES = {
   "chart.csv_tip": "Descargar en CSV las series del período visible",
   "chart.aria": "Gráfico del ratio en el tiempo",
   "chart.help": "Rueda o pellizco: zoom · arrastrar: desplazar · tocar: ver valores",
+  "chart.no_data": "sin datos (hueco)",
   "chart.loading": "Cargando historial…",
   "chart.empty": "Sin datos en el período.",
   "chart.error": "No se pudo cargar el historial: {detail}",
