@@ -77,6 +77,7 @@ async def pair_with_most_history(live: LiveService) -> dict[str, Any]:
     return pair
 
 
+SUBPROCESS_ENV = {"SIM_TICKS_PER_SECOND": "50", "RATIO_SAMPLE_INTERVAL": "0.5"}
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 
 
@@ -87,7 +88,9 @@ def service_process(tmp_path: Path, **env: str) -> Iterator[tuple[subprocess.Pop
     log = (tmp_path / "service.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "main.py"), "--host", "127.0.0.1", "--port", str(port)],
-        env=service_env(tmp_path, SIM_TICKS_PER_SECOND="50", RATIO_SAMPLE_INTERVAL="0.5", **env),
+        env=service_env(
+            tmp_path, **{"SIM_TICKS_PER_SECOND": "50", "RATIO_SAMPLE_INTERVAL": "0.5", **env}
+        ),
         cwd=tmp_path,
         stdout=log,
         stderr=subprocess.STDOUT,

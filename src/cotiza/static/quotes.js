@@ -49,7 +49,9 @@ export class QuotesTable {
     this.watchlist = watchlist;
     this.quotes = new Map(); // symbol -> latest tick (with `change`)
     this.rows = new Map(); // symbol -> { tr, cells, values, text }
-    this.batch = new FrameBatch((symbols) => this.render(symbols));
+    this.batch = new FrameBatch((symbols) => this.render(symbols), {
+      interval: () => gate.redrawInterval(),
+    });
     this.words = [];
     this.view = "all";
     this.order = [];

@@ -40,7 +40,9 @@ export class RatiosTable {
     this.selected = null;
     this.fresh = true;
     this.marketOpen = null;
-    this.batch = new FrameBatch((ids) => this.render(ids));
+    this.batch = new FrameBatch((ids) => this.render(ids), {
+      interval: () => gate.redrawInterval(),
+    });
     this.sorter = new Sorter({ thead: table.tHead, select: sortSelect, onChange: () => this.arrange() });
     exportButton.addEventListener("click", () => this.exportCsv());
     this.renderEmpty();
