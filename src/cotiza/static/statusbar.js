@@ -111,7 +111,8 @@ export class StatusBar {
     }
     this.connection.dataset.state = mode;
     if (this.connection.textContent !== text) this.connection.textContent = text;
-    this.retry.hidden = !["reconnecting", "offline", "unauthorized"].includes(this.connState);
+    // Retrying without a token cannot help: the prompt asks for one instead.
+    this.retry.hidden = !["reconnecting", "offline"].includes(this.connState);
   }
 
   renderFeed() {

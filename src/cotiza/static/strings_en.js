@@ -5,7 +5,7 @@ export const EN = {
   "lang.switch": "Español",
   "lang.switch_label": "Cambiar a español",
   "title.live": "cotiza",
-  "title.frozen": "⏸ Data frozen · cotiza",
+  "title.frozen": "Data frozen · cotiza",
   "tz.ba": "BA time",
   "tz.other": "market time ({zone})",
   "status.label": "Connection and market state",

@@ -5,7 +5,7 @@ export const ES = {
   "lang.switch": "English",
   "lang.switch_label": "Switch to English",
   "title.live": "cotiza",
-  "title.frozen": "⏸ Datos congelados · cotiza",
+  "title.frozen": "Datos congelados · cotiza",
   "tz.ba": "hora BA",
   "tz.other": "hora de mercado ({zone})",
   "status.label": "Estado de la conexión y del mercado",
