@@ -314,7 +314,7 @@ export class RatioChart {
       const i = s.mid.findLastIndex((v) => v !== null);
       status.textContent = t("chart.points", {
         count: pointCount(s),
-        resolution: spanText(s.resolution),
+        resolution: spanText(Math.round(Math.max(s.resolution, s.spacing))),
         value: i >= 0 ? ratio(s.mid[i]) : DASH,
       });
     }
