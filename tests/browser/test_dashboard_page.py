@@ -4,73 +4,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
 
 import pytest
-from browser_harness import ARTIFACTS, LiveService, OpenDashboard, free_port, live_service
-from playwright.async_api import Page, expect
+from browser_harness import LiveService, OpenDashboard, free_port, live_service
+from pagekit import (
+    DASHBOARD_HEADERS,
+    pair_with_most_history,
+    save_screenshot,
+    wait_live,
+    wait_prices_change,
+)
+from playwright.async_api import expect
 
 from cotiza.settings import Settings
 
 pytestmark = pytest.mark.browser
 
 expect.set_options(timeout=15_000)
-
-# The text of every price cell; it changes whenever any bid, offer or last moves.
-PRICES = """() => [...document.querySelectorAll(
-  '[data-testid="quote-row"] td[data-col="bid"],'
-  + '[data-testid="quote-row"] td[data-col="offer"],'
-  + '[data-testid="quote-row"] td[data-col="last"]'
-)].map((cell) => cell.textContent).join("|")"""
-
-DASHBOARD_HEADERS = [
-    "Par",
-    "Último ratio",
-    "Promedio rueda",
-    "Día anterior",
-    "1 semana",
-    "1 mes",
-    "Mínimo mensual",
-    "Máximo mensual",
-]
-
-
-async def wait_live(page: Page) -> None:
-    await expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "live")
-    await expect(page.get_by_test_id("quote-row").first).to_be_visible()
-
-
-async def wait_prices_change(page: Page, timeout: float = 10_000) -> None:
-    before = await page.evaluate(PRICES)
-    await page.wait_for_function(
-        f"(before) => ({PRICES})() !== before", arg=before, timeout=timeout
-    )
-
-
-async def save_screenshot(page: Page, name: str) -> None:
-    """Save the whole page under artifacts/, scrolled to the top so the sticky bar sits there."""
-    await page.evaluate("window.scrollTo({ top: 0, behavior: 'instant' })")
-    await page.wait_for_function("window.scrollY === 0")
-    ARTIFACTS.mkdir(exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / name), full_page=True)
-
-
-async def pair_with_most_history(live: LiveService) -> dict[str, Any]:
-    async with live.http() as client:
-        pairs = (await client.get("/api/ratios/pairs", params={"active": "true"})).json()["pairs"]
-        counts = []
-        for pair in pairs:
-            params = {
-                "base": pair["base"],
-                "quote": pair["quote"],
-                "client_id": pair["client_id"],
-                "resolution": "5m",
-            }
-            history = (await client.get("/api/ratios/history", params=params)).json()
-            counts.append((history["count"], pair))
-    count, pair = max(counts, key=lambda item: item[0])
-    assert count > 1, "no pair has stored history"
-    return pair
 
 
 async def test_page_loads_live_without_console_errors(
@@ -149,16 +99,15 @@ async def test_ratio_chart_opens_and_follows_live_values(
     panel = page.get_by_test_id("chart-panel")
     await expect(panel).to_be_visible()
     await expect(panel).to_have_attribute("data-state", "ready")
-    await expect(page.get_by_test_id("chart-title")).to_contain_text(pair["par"])
-    chart = page.get_by_test_id("chart-svg")
-    await expect(chart).to_be_visible()
+    legs = "/".join(pair[leg].split(" - ")[2] for leg in ("base", "quote"))
+    await expect(page.get_by_test_id("chart-title")).to_contain_text(legs)
+    chart = page.get_by_test_id("ratio-chart")
+    await expect(chart).to_have_attribute("data-ready", "true")
+    await expect(chart.locator("canvas")).to_be_visible()
     assert int(await chart.get_attribute("data-points") or 0) > 1
-    for series in ("mid", "band_upper", "band_lower", "bands"):
-        path = await chart.locator(f'path[data-series="{series}"]').get_attribute("d")
-        assert path and path.startswith("M"), series
     first_t = float(await chart.get_attribute("data-last-t") or 0)
     await page.wait_for_function(
-        """(first) => Number(document.querySelector('[data-testid="chart-svg"]')
+        """(first) => Number(document.querySelector('[data-testid="ratio-chart"]')
             ?.dataset.lastT) > first""",
         arg=first_t,
     )
@@ -228,8 +177,11 @@ async def test_feed_controls_need_a_token(
         await page.get_by_test_id("token-save").click()
         await wait_live(page)
         await page.get_by_test_id("feed-stop").click()
+        await page.get_by_test_id("confirm-yes").click()
         await expect(page.get_by_test_id("feed-state")).to_have_attribute("data-state", "stopped")
-        await expect(page.get_by_test_id("control-result")).to_contain_text("feed stopped")
+        await expect(page.get_by_test_id("control-result")).to_have_text(
+            "Listo: el feed se detuvo."
+        )
         await page.get_by_test_id("feed-start").click()
         await expect(page.get_by_test_id("feed-state")).to_have_attribute("data-state", "running")
         await page.reload()
@@ -237,22 +189,6 @@ async def test_feed_controls_need_a_token(
         await expect(page.get_by_test_id("feed-buttons")).to_be_visible()
         await page.get_by_test_id("token-forget").click()
         await expect(page.get_by_test_id("feed-buttons")).to_be_hidden()
-
-
-async def test_phone_layout_stacks_and_scrolls_tables(
-    service: LiveService, open_dashboard: OpenDashboard
-) -> None:
-    """On a phone the panels stack and wide tables scroll inside their card, not the page."""
-    page = (await open_dashboard(service, width=390, height=844)).page
-    await wait_live(page)
-    await expect(page.get_by_test_id("health-check").first).to_be_visible()
-    quotes = await page.get_by_test_id("quotes-section").bounding_box()
-    health = await page.get_by_test_id("health-section").bounding_box()
-    assert quotes and health and health["y"] >= quotes["y"] + quotes["height"]
-    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-    wrap = page.get_by_test_id("quotes-table").locator("xpath=..")
-    assert await wrap.evaluate("(el) => el.scrollWidth > el.clientWidth")
-    await save_screenshot(page, "dashboard-phone.png")
 
 
 async def test_backoff_delay_doubles_with_jitter(

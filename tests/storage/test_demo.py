@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -118,3 +119,45 @@ async def test_backfill_skips_pairs_with_history_and_joins_recent_samples(
             assert got[key][0] == n
             assert got[key][1] == pytest.approx(total, rel=1e-12)
     assert await backfill_demo_history(database, pairs, levels, 1, NOW, seed=3) == 0
+
+
+async def _mids(database: Database, pair_id: int) -> list[tuple[float, float]]:
+    s = ratio_samples.c
+    query = select(s.asof, s.mid_ratio).where(s.pair_id == pair_id).order_by(s.asof)
+    async with database.engine.connect() as conn:
+        return [(row[0], row[1]) for row in await conn.execute(query)]
+
+
+async def test_backfill_ends_on_the_live_level_without_a_jump(database: Database) -> None:
+    """The simulated walk lands exactly on the level the live simulator opens at, step by step."""
+    pairs, levels = await _pairs(Repository(database))
+    await backfill_demo_history(database, pairs, levels, 2, NOW, seed=11)
+    for pair in pairs:
+        mids = [mid for _, mid in await _mids(database, pair.id)]
+        assert mids[-1] == pytest.approx(levels[pair.id], rel=1e-12)
+        steps = [abs(b / a - 1) for a, b in itertools.pairwise(mids)]
+        typical = sorted(steps)[len(steps) // 2]
+        # The last steps are ordinary steps of the walk, not a jump onto the level.
+        assert max(steps[-10:]) < 8 * typical
+
+
+async def test_backfill_joins_the_first_stored_sample(
+    database: Database,
+    make_settings: Callable[..., Settings],
+    make_sample: Callable[..., RatioSample],
+) -> None:
+    """Before stored samples, the history ends on the first stored mid, not the opening level."""
+    repo = Repository(database)
+    pairs, levels = await _pairs(repo)
+    pair = pairs[0]
+    writer = Writer(database, make_settings())
+    await writer.start()
+    await writer.submit_sample(make_sample(pair.id, NOW - 3600, 1234.5))
+    await writer.flush()
+    await writer.stop(5)
+    await backfill_demo_history(database, [pair], levels, 1, NOW, seed=5)
+    mids = await _mids(database, pair.id)
+    (before_t, before), (stored_t, stored) = mids[-2], mids[-1]
+    assert (stored_t, stored) == (NOW - 3600, 1234.5)
+    assert before_t < stored_t
+    assert before == pytest.approx(1234.5, rel=1e-12)

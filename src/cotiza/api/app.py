@@ -17,7 +17,7 @@ from typing_extensions import TypedDict
 
 from cotiza import __version__
 from cotiza.api.deps import ServicesDep
-from cotiza.api.routes import control, health, quotes, ratios, ws
+from cotiza.api.routes import auth, control, health, quotes, ratios, ws
 from cotiza.errors import (
     ConflictError,
     CotizaError,
@@ -94,6 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse({"detail": str(exc)}, status_code=code)
 
     app.include_router(health.router)
+    app.include_router(auth.router)
     app.include_router(control.router)
     app.include_router(control.admin)
     app.include_router(quotes.router)

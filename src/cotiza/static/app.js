@@ -1,19 +1,26 @@
-// The dashboard page: wires the WebSocket, the REST polls and the panels together.
+// The dashboard page: wires the WebSocket, the REST polls, the token and the panels together.
 
+import { AuthPrompt, checkToken, TokenStore } from "./auth.js";
+import { RatioChart } from "./chart.js";
 import { Channel, ConnState } from "./connection.js";
 import { FeedControls } from "./controls.js";
 import { DashboardTable } from "./dashboard.js";
-import { byTestId, fetchJson } from "./dom.js";
+import { byTestId, fetchJson, FlashGate } from "./dom.js";
+import { setMarketZone } from "./format.js";
 import { HealthPanel } from "./health.js";
 import { lang, onLangChange, setLang, translate } from "./i18n.js";
+import { bindKeys } from "./keyboard.js";
 import { MAX_QUOTE_ROWS, QuotesTable } from "./quotes.js";
-import { RatioChart } from "./chart.js";
 import { RatiosTable } from "./ratios.js";
 import { StatusBar } from "./statusbar.js";
+import { Watchlist } from "./watchlist.js";
 
 /** The server accepts at most this many instruments in one subscribe command. */
 const SUBSCRIBE_BATCH = 500;
 const POLL_INTERVAL_MS = 5000;
+/** While disconnected the page polls faster, to reconnect as soon as the service answers. */
+const POLL_INTERVAL_DOWN_MS = 2000;
+const POLL_TIMEOUT_MS = 4000;
 
 function wsUrl(token) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
@@ -26,64 +33,102 @@ function wsUrl(token) {
 class App {
   constructor() {
     translate();
-    this.statusBar = new StatusBar({ root: document, onRetry: () => this.channel.retryNow() });
+    const serverNow = () => this.channel.serverNow();
+    this.gate = new FlashGate();
+    this.store = new TokenStore();
+    this.watchlist = new Watchlist();
+    this.statusBar = new StatusBar({
+      root: document,
+      onRetry: () => this.channel.retryNow(),
+      serverNow,
+      silence: () => this.channel.silence(),
+    });
     this.quotes = new QuotesTable({
-      tbody: byTestId("quotes-table").tBodies[0],
+      table: byTestId("quotes-table"),
       count: byTestId("quotes-count"),
       filter: byTestId("quotes-filter"),
-      serverNow: () => this.channel.serverNow(),
+      sortSelect: byTestId("quotes-sort"),
+      viewButtons: document.querySelectorAll('[data-testid^="quotes-view-"]'),
+      exportButton: byTestId("quotes-csv"),
+      watchlist: this.watchlist,
+      serverNow,
+      gate: this.gate,
     });
     this.ratios = new RatiosTable({
-      tbody: byTestId("ratios-table").tBodies[0],
-      onSelect: (item) => this.openChart(item),
+      table: byTestId("ratios-table"),
+      sortSelect: byTestId("ratios-sort"),
+      exportButton: byTestId("ratios-csv"),
+      onSelect: (item, row) => this.openChart(item, row),
+      serverNow,
+      gate: this.gate,
     });
     this.dashboard = new DashboardTable({
-      tbody: byTestId("dashboard-table").tBodies[0],
+      table: byTestId("dashboard-table"),
       status: byTestId("dashboard-updated"),
-      onSelect: (item) => this.openChart(item),
+      sortSelect: byTestId("dashboard-sort"),
+      exportButton: byTestId("dashboard-csv"),
+      onSelect: (item, row) => this.openChart(item, row),
+      serverNow,
     });
     this.chart = new RatioChart({
       panel: byTestId("chart-panel"),
       onClose: () => this.ratios.select(null),
+      serverNow,
     });
     this.health = new HealthPanel(byTestId("health-section"));
+    this.auth = new AuthPrompt({
+      root: byTestId("auth-prompt"),
+      onValid: (token, remember) => this.controls.setToken(token, remember),
+    });
     this.controls = new FeedControls({
       root: byTestId("controls-section"),
+      dialog: byTestId("confirm-dialog"),
+      store: this.store,
       onToken: (token) => this.tokenChanged(token),
       onAction: () => this.poll(),
     });
     this.channel = new Channel({
-      url: wsUrl(this.controls.token),
+      url: wsUrl(this.store.get()),
       onMessage: (message) => this.dispatch(message),
       onConnected: () => this.resubscribe(),
       onState: (state, retryAt) => {
         document.body.dataset.connection = state;
+        if (state === ConnState.UNAUTHORIZED) this.auth.show();
         this.statusBar.setConnection(state, retryAt);
       },
     });
     this.subscribed = new Set(); // symbols subscribed on the current connection
     this.knownSymbols = new Set();
     this.polling = false;
+    this.pollTimer = null;
     byTestId("lang-switch").addEventListener("click", () => setLang(lang() === "es" ? "en" : "es"));
     onLangChange(() => this.relabel());
+    bindKeys({ filter: byTestId("quotes-filter"), chart: this.chart });
   }
 
-  start() {
+  async start() {
+    // A stored token that the service no longer accepts is dropped before it is used.
+    const verdict = await checkToken(this.store.get());
+    if (verdict === "invalid") {
+      if (this.store.get()) this.controls.setToken("", false);
+      this.auth.show();
+    }
     this.channel.start();
     this.poll();
-    setInterval(() => this.poll(), POLL_INTERVAL_MS);
     setInterval(() => this.statusBar.refresh(), 250);
-    setInterval(() => this.quotes.refreshAges(), 1000);
+    setInterval(() => this.quotes.refreshAges(this.statusBar.fresh, this.statusBar.marketOpen()), 1000);
+    setInterval(() => this.ratios.refreshAges(this.statusBar.fresh, this.statusBar.marketOpen()), 1000);
   }
 
   /** Everything this page wants from a fresh connection; runs after every reconnect. */
   resubscribe() {
+    this.auth.hide();
     this.subscribed = new Set();
     this.channel.send({ type: "subscribe_ratios", pairs: "all" });
     this.channel.send({ type: "dashboard_subscribe" });
     this.subscribe(this.knownSymbols);
     this.refreshSymbols();
-    if (this.chart.pairId !== null) this.chart.load(); // fill the gap the outage left
+    if (this.chart.pairId !== null && this.chart.following) this.chart.setRange(this.chart.range);
     // Let the health panel count this connection without waiting for the next poll.
     setTimeout(() => this.poll(), 500);
   }
@@ -117,10 +162,12 @@ class App {
   dispatch(message) {
     switch (message.type) {
       case "tick":
+        this.gate.note();
         this.quotes.update(message);
         this.statusBar.tick();
         break;
       case "ratio":
+        this.gate.note();
         this.ratios.update(message);
         this.chart.push(message);
         break;
@@ -142,34 +189,49 @@ class App {
     }
   }
 
+  /** Health and status, every few seconds (faster while disconnected). */
   async poll() {
-    if (this.polling) return;
-    this.polling = true;
-    try {
-      const [health, status] = await Promise.allSettled([
-        fetchJson("/health/detailed"),
-        fetchJson("/cotizaciones/status"),
-      ]);
-      const healthBody = health.status === "fulfilled" ? health.value.body : null;
-      const statusOk = status.status === "fulfilled" && status.value.ok;
-      const statusBody = statusOk ? status.value.body : null;
-      if (healthBody?.checks) this.health.update(healthBody);
-      else this.health.unreachable();
-      this.statusBar.setServiceStatus(statusBody, healthBody);
-      if (Array.isArray(statusBody?.instruments)) this.subscribe(statusBody.instruments);
-    } finally {
-      this.polling = false;
+    clearTimeout(this.pollTimer);
+    if (!this.polling) {
+      this.polling = true;
+      try {
+        await this.pollOnce();
+      } finally {
+        this.polling = false;
+      }
+    }
+    const live = this.channel.state === ConnState.LIVE;
+    this.pollTimer = setTimeout(() => this.poll(), live ? POLL_INTERVAL_MS : POLL_INTERVAL_DOWN_MS);
+  }
+
+  async pollOnce() {
+    const [health, status] = await Promise.allSettled([
+      fetchJson("/health/detailed", { timeout: POLL_TIMEOUT_MS }),
+      fetchJson("/cotizaciones/status", { timeout: POLL_TIMEOUT_MS }),
+    ]);
+    const healthBody = health.status === "fulfilled" ? health.value.body : null;
+    const statusOk = status.status === "fulfilled" && status.value.ok;
+    const statusBody = statusOk ? status.value.body : null;
+    if (healthBody?.checks) this.health.update(healthBody);
+    else this.health.unreachable();
+    if (statusBody && setMarketZone(statusBody.market_tz)) this.relabel();
+    this.statusBar.setServiceStatus(statusBody, healthBody);
+    if (Array.isArray(statusBody?.instruments)) this.subscribe(statusBody.instruments);
+    // The service answers again: reconnect now rather than when the backoff says so.
+    if (statusOk && [ConnState.RECONNECTING, ConnState.CONNECTING].includes(this.channel.state)) {
+      this.channel.retryNow();
     }
   }
 
-  openChart(item) {
+  openChart(item, row) {
     if (!item) return;
     this.ratios.select(item.pair_id);
-    this.chart.open(item);
+    this.chart.open(item, row);
   }
 
   tokenChanged(token) {
     this.channel.setUrl(wsUrl(token));
+    if (token) this.auth.hide();
     if (this.channel.state === ConnState.UNAUTHORIZED) this.channel.retryNow();
   }
 
@@ -181,6 +243,7 @@ class App {
     this.chart.relabel();
     this.health.relabel();
     this.controls.relabel();
+    this.auth.relabel();
   }
 }
 

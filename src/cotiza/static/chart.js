@@ -1,147 +1,135 @@
-// A pair's ratio history drawn as SVG: the mid ratio, its 180-sample mean and the ±1.5σ
-// bands, loaded from /api/ratios/history and extended by live `ratio` pushes.
+// A pair's ratio history: preset and custom ranges, zoom and pan that fetch finer or wider
+// data as needed, bid/ask/last lines beside the mid, bands over a stated window, live values
+// appended while the view follows the present, and CSV/PNG export of what is on screen.
 
+import {
+  appendHistory,
+  appendLive,
+  bandWindowFor,
+  emptySeries,
+  gapLimit,
+  pointCount,
+  RANGES,
+  resolutionFor,
+  rollingBands,
+  sessionStarts,
+  typicalSpacing,
+  viewRows,
+} from "./chartdata.js";
+import { loadUPlot, Plot } from "./chartplot.js";
 import { byTestId, fetchJson } from "./dom.js";
-import { axisTime, clockTime, dateTime, DASH, isNumber, ratio } from "./format.js";
+import {
+  DASH,
+  inputValue,
+  isNumber,
+  isoInZone,
+  parseInputValue,
+  ratio,
+  zonedDateTime,
+  zoneLabel,
+} from "./format.js";
 import { t } from "./i18n.js";
-import { pairLabel } from "./ratios.js";
+import { pairText } from "./pairs.js";
+import { csvText, download, fileStamp } from "./table.js";
 
-const SVG_NS = "http://www.w3.org/2000/svg";
+const REFETCH_DELAY_MS = 350;
+const DRAW_INTERVAL_MS = 250;
 
-/** The chart never holds more points than this, however long the page stays open. */
-export const MAX_CHART_POINTS = 2000;
-
-// Each range asks the server for about 300 buckets; `step` also spaces live points.
-export const RANGES = {
-  "1h": { seconds: 3600, resolution: "10s", step: 10 },
-  "1d": { seconds: 86400, resolution: "5m", step: 300 },
-  "1w": { seconds: 7 * 86400, resolution: "30m", step: 1800 },
-  "1m": { seconds: 30 * 86400, resolution: "2h", step: 7200 },
-};
-
-function svg(tag, attrs = {}) {
-  const node = document.createElementNS(SVG_NS, tag);
-  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
-  return node;
-}
-
-function toPoint(row, live = false) {
-  const mid = isNumber(row.mid_ratio) ? row.mid_ratio : row.last_ratio;
-  return {
-    t: row.asof,
-    mid: isNumber(mid) ? mid : null,
-    upper: isNumber(row.band_upper) ? row.band_upper : null,
-    lower: isNumber(row.band_lower) ? row.band_lower : null,
-    sma: isNumber(row.sma180_mid) ? row.sma180_mid : null,
-    live,
-  };
-}
-
-/** Round tick values ("nice numbers") covering [low, high] with about `count` steps. */
-export function niceTicks(low, high, count = 5) {
-  const span = high - low;
-  if (!(span > 0)) return [low];
-  const raw = span / count;
-  const magnitude = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((s) => s >= raw) ?? raw;
-  const ticks = [];
-  for (let v = Math.ceil(low / step) * step; v <= high + step * 1e-9; v += step) ticks.push(v);
-  return ticks;
-}
-
-/** An SVG path through (x, y) pairs, broken where y is null. */
-function linePath(points, x, y, field) {
-  let d = "";
-  let pen = false;
-  for (const p of points) {
-    const value = p[field];
-    if (value === null) {
-      pen = false;
-      continue;
-    }
-    d += `${pen ? "L" : "M"}${x(p.t).toFixed(1)},${y(value).toFixed(1)}`;
-    pen = true;
-  }
-  return d;
-}
-
-/** The filled area between the bands, one closed shape per run of points that have both. */
-function bandPath(points, x, y) {
-  let d = "";
-  let run = [];
-  const flush = () => {
-    if (run.length > 1) {
-      const at = (p, value) => `${x(p.t).toFixed(1)},${y(value).toFixed(1)}`;
-      const top = run.map((p, i) => `${i ? "L" : "M"}${at(p, p.upper)}`);
-      const bottom = run
-        .slice()
-        .reverse()
-        .map((p) => `L${at(p, p.lower)}`);
-      d += `${top.join("")}${bottom.join("")}Z`;
-    }
-    run = [];
-  };
-  for (const p of points) {
-    if (p.upper !== null && p.lower !== null) run.push(p);
-    else flush();
-  }
-  flush();
-  return d;
+function spanText(seconds) {
+  if (seconds % 86400 === 0) return t(seconds === 86400 ? "span.day" : "span.days", { n: seconds / 86400 });
+  if (seconds % 3600 === 0) return `${seconds / 3600} ${t("unit.h")}`;
+  if (seconds % 60 === 0) return `${seconds / 60} ${t("unit.min")}`;
+  return `${seconds} ${t("unit.s")}`;
 }
 
 export class RatioChart {
-  constructor({ panel, onClose }) {
+  constructor({ panel, onClose, serverNow }) {
     this.panel = panel;
     this.onClose = onClose;
+    this.serverNow = serverNow;
     this.title = byTestId("chart-title", panel);
     this.status = byTestId("chart-status", panel);
     this.host = byTestId("ratio-chart", panel);
     this.readout = byTestId("chart-readout", panel);
+    this.tip = byTestId("chart-tip", panel);
+    this.bandLegend = byTestId("chart-band-legend", panel);
+    this.fromInput = byTestId("chart-from", panel);
+    this.toInput = byTestId("chart-to", panel);
+    this.plot = new Plot({
+      host: this.host,
+      onView: (from, to) => this.viewChanged(from, to),
+      onCursor: (idx, left, top) => this.cursor(idx, left, top),
+    });
     this.pair = null;
     this.range = "1d";
-    this.points = [];
-    this.anchor = null; // time of the last appended live point
+    this.view = null; // [from, to] on screen
+    this.following = true;
+    this.series = emptySeries(300);
+    this.bands = { sma: [], upper: [], lower: [] };
+    this.loaded = null; // { from, to, resolution, window }
+    this.shown = { bid: false, ask: false, last: false, bands: true };
     this.loadSeq = 0;
     this.state = "idle";
     this.detail = "";
-    this.drawScheduled = false;
-    this.layout = null;
+    this.refetchTimer = null;
+    this.lastDraw = 0;
+    this.drawTimer = null;
+    this.opener = null;
     byTestId("chart-close", panel).addEventListener("click", () => this.close());
+    byTestId("chart-reset", panel).addEventListener("click", () => this.setRange(this.range === "custom" ? "1d" : this.range));
+    byTestId("chart-custom", panel).addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.applyCustom();
+    });
+    byTestId("chart-csv", panel).addEventListener("click", () => this.exportCsv());
+    byTestId("chart-png", panel).addEventListener("click", () => this.exportPng());
     for (const button of panel.querySelectorAll("[data-range]")) {
       button.addEventListener("click", () => this.setRange(button.dataset.range));
     }
-    new ResizeObserver(() => this.scheduleDraw()).observe(this.host);
-    this.host.addEventListener("pointermove", (event) => this.hover(event));
-    this.host.addEventListener("pointerleave", () => this.hover(null));
+    for (const box of panel.querySelectorAll("[data-series-toggle]")) {
+      box.addEventListener("change", () => {
+        this.shown[box.dataset.seriesToggle] = box.checked;
+        this.plot.setShown(this.shown);
+      });
+    }
   }
 
   get pairId() {
     return this.pair?.pair_id ?? null;
   }
 
-  open(item) {
+  /** Open `item`'s chart; `opener` gets the focus back when the chart closes. */
+  open(item, opener = null) {
     if (!item || !Number.isInteger(item.pair_id)) return;
     const { pair_id, par, base, quote, client_id } = item;
     this.pair = { pair_id, par, base, quote, client_id };
+    this.opener = opener ?? document.activeElement;
     this.panel.hidden = false;
     this.relabel();
-    this.load();
+    this.setRange(this.range === "custom" ? "1d" : this.range);
     this.panel.scrollIntoView({ block: "nearest", behavior: "smooth" });
+    byTestId("chart-close", this.panel).focus({ preventScroll: true });
   }
 
   close() {
+    if (this.pair === null) return;
     this.pair = null;
-    this.points = [];
     this.loadSeq += 1;
     this.panel.hidden = true;
+    this.plot.destroy();
     this.onClose();
+    // Back to where the user was (the row that opened the chart), not the top of the page.
+    if (this.opener?.isConnected) this.opener.focus();
+    this.opener = null;
   }
 
   setRange(key) {
     if (!(key in RANGES)) return;
     this.range = key;
+    this.following = true;
     this.markRange();
-    if (this.pair) this.load();
+    const now = this.serverNow() / 1000;
+    if (this.pair) this.load(now - RANGES[key].seconds, now);
   }
 
   markRange() {
@@ -150,61 +138,162 @@ export class RatioChart {
     }
   }
 
-  async load() {
+  applyCustom() {
+    const from = parseInputValue(this.fromInput.value);
+    const to = parseInputValue(this.toInput.value);
+    if (from === null || to === null || to <= from) {
+      this.setStatus("error", t("chart.bad_range"));
+      return;
+    }
+    this.range = "custom";
+    this.following = false;
+    this.markRange();
+    this.load(from, to);
+  }
+
+  /** Fetch [from, to] (plus the bands' warm-up) at a resolution suited to its span. */
+  async load(from, to) {
     const seq = ++this.loadSeq;
-    const range = RANGES[this.range];
+    const span = to - from;
+    const resolution = resolutionFor(span);
+    const window = bandWindowFor(span);
     const { base, quote, client_id } = this.pair;
     const params = new URLSearchParams({
       base,
       quote,
       client_id,
-      resolution: range.resolution,
-      from: String(Date.now() / 1000 - range.seconds),
+      resolution: String(resolution),
+      from: String(from - window),
+      to: String(this.following ? to + resolution : to),
+      limit: "20000",
     });
+    this.view = [from, to];
+    this.host.dataset.pending = "true";
     this.setStatus("loading");
     let result;
+    let uPlot;
     try {
-      result = await fetchJson(`/api/ratios/history?${params}`);
+      [result, uPlot] = await Promise.all([fetchJson(`/api/ratios/history?${params}`), loadUPlot()]);
     } catch {
-      result = { ok: false, body: { detail: t("error.network") } };
+      result = { ok: false, status: 0 };
     }
     if (seq !== this.loadSeq) return; // the user moved on while this was loading
+    this.host.dataset.pending = "false";
     if (!result.ok) {
-      this.points = [];
-      this.setStatus("error", result.body?.detail ?? String(result.status));
-      this.scheduleDraw();
+      this.setStatus("error", result.status ? t("chart.http_error", { status: result.status }) : t("error.network"));
       return;
     }
+    this.uPlot = uPlot;
     const rows = Array.isArray(result.body?.data) ? result.body.data : [];
-    this.points = rows.slice(-MAX_CHART_POINTS).map((row) => toPoint(row));
-    this.anchor = null;
-    this.setStatus(this.points.length ? "ready" : "empty");
+    this.series = emptySeries(resolution, Math.max(resolution, typicalSpacing(rows) ?? resolution));
+    for (const row of rows) appendHistory(this.series, row);
+    this.loaded = { from: from - window, to, resolution, window };
+    this.setStatus(pointCount(this.series) ? "ready" : "empty");
+    this.draw(true);
+  }
+
+  /** A live `ratio` push: appended while the view follows the present. */
+  push(message) {
+    if (this.pair === null || message.pair_id !== this.pair.pair_id || this.state === "loading") return;
+    if (!this.loaded || !this.following) return;
+    if (!appendLive(this.series, message)) return;
+    if (this.state === "empty") this.setStatus("ready");
+    const span = this.view[1] - this.view[0];
+    const end = Math.max(this.view[1], message.asof);
+    this.view = [end - span, end];
+    this.loaded.to = end;
     this.scheduleDraw();
   }
 
-  /** Append a live ratio push; within one step the newest point is replaced, not added. */
-  push(message) {
-    if (this.pair === null || message.pair_id !== this.pair.pair_id || this.state === "loading") {
+  scheduleDraw() {
+    if (this.drawTimer !== null) return;
+    const wait = Math.max(0, DRAW_INTERVAL_MS - (performance.now() - this.lastDraw));
+    this.drawTimer = setTimeout(() => {
+      this.drawTimer = null;
+      requestAnimationFrame(() => this.draw(false));
+    }, wait);
+  }
+
+  draw(full) {
+    if (this.pair === null || !this.uPlot) return;
+    this.lastDraw = performance.now();
+    const s = this.series;
+    this.bands = rollingBands(s.t, s.mid, this.loaded.window);
+    const data = [s.t, s.mid, s.bid, s.ask, s.last, this.bands.sma, this.bands.upper, this.bands.lower];
+    const separators = sessionStarts(s);
+    this.plot.setData(this.uPlot, data, this.view, this.shown, separators);
+    const host = this.host.dataset;
+    host.points = String(pointCount(s));
+    host.lastT = String(s.t.findLast((_, i) => s.mid[i] !== null) ?? "");
+    host.gaps = String(s.gaps);
+    host.separators = String(separators.length);
+    host.resolution = String(s.resolution);
+    host.bandWindow = String(this.loaded.window);
+    this.markView();
+    if (full) this.renderLegend();
+    if (this.state === "ready") this.renderStatus();
+  }
+
+  markView() {
+    const [from, to] = this.view;
+    this.host.dataset.viewFrom = String(from);
+    this.host.dataset.viewTo = String(to);
+    if (document.activeElement !== this.fromInput) this.fromInput.value = inputValue(from);
+    if (document.activeElement !== this.toInput) this.toInput.value = inputValue(to);
+  }
+
+  /** The user zoomed or panned: follow the present only at the right edge; refetch if needed. */
+  viewChanged(from, to) {
+    if (!this.loaded) return;
+    this.view = [from, to];
+    const newest = this.series.t.at(-1) ?? to;
+    this.following = to >= newest - this.series.resolution && this.range !== "custom";
+    if (!this.following && this.range !== "custom") {
+      this.range = "custom";
+      this.markRange();
+    }
+    this.markView();
+    const span = to - from;
+    const needsDetail = resolutionFor(span) < this.loaded.resolution;
+    const tooCoarse = resolutionFor(span) > this.loaded.resolution * 4;
+    const outside = from < this.loaded.from + this.loaded.window || to > this.loaded.to + this.loaded.resolution;
+    const bandWindow = bandWindowFor(span) !== this.loaded.window;
+    if (!(needsDetail || tooCoarse || outside || bandWindow)) return;
+    clearTimeout(this.refetchTimer);
+    this.host.dataset.pending = "true";
+    this.refetchTimer = setTimeout(() => {
+      const [a, b] = this.view;
+      this.load(a, b);
+    }, REFETCH_DELAY_MS);
+  }
+
+  cursor(idx, left, top) {
+    const s = this.series;
+    if (idx === null || idx === undefined || left < 0 || s.t[idx] === undefined) {
+      this.tip.hidden = true;
+      this.readout.textContent = "";
       return;
     }
-    const point = toPoint(message, true);
-    if (point.mid === null || !isNumber(point.t)) return;
-    const range = RANGES[this.range];
-    const last = this.points.at(-1);
-    if (last && point.t <= last.t && !last.live) return; // older than the stored history
-    if (last?.live && this.anchor !== null && point.t - this.anchor < range.step) {
-      this.points[this.points.length - 1] = point;
-    } else {
-      this.points.push(point);
-      this.anchor = point.t;
+    const at = this.plot.u?.posToVal(left, "x");
+    if (s.mid[idx] === null || (isNumber(at) && Math.abs(s.t[idx] - at) > gapLimit(s))) {
+      // Inside a gap (outage, night, weekend): say so rather than show a neighbour's value.
+      this.readout.textContent = `${zonedDateTime(isNumber(at) ? at : s.t[idx])} · ${t("chart.no_data")}`;
+      this.tip.hidden = true;
+      return;
     }
-    const horizon = point.t - range.seconds;
-    let drop = 0;
-    while (drop < this.points.length && this.points[drop].t < horizon) drop += 1;
-    drop = Math.max(drop, this.points.length - MAX_CHART_POINTS);
-    if (drop > 0) this.points.splice(0, drop);
-    if (this.state === "empty") this.setStatus("ready");
-    this.scheduleDraw();
+    const parts = [zonedDateTime(s.t[idx]), `${t("chart.legend.mid")} ${ratio(s.mid[idx])}`];
+    for (const field of ["bid", "ask", "last"]) {
+      if (this.shown[field] && isNumber(s[field][idx])) parts.push(`${t(`chart.legend.${field}`)} ${ratio(s[field][idx])}`);
+    }
+    if (this.shown.bands && isNumber(this.bands.lower[idx])) {
+      parts.push(`${t("chart.legend.bands_short")} ${ratio(this.bands.lower[idx])} – ${ratio(this.bands.upper[idx])}`);
+    }
+    this.readout.textContent = parts.join(" · ");
+    this.tip.replaceChildren(...parts.map((text) => Object.assign(document.createElement("div"), { textContent: text })));
+    this.tip.hidden = false;
+    const width = this.host.clientWidth;
+    this.tip.style.left = `${Math.min(left + 12, width - 190)}px`;
+    this.tip.style.top = `${Math.max(0, top - 10)}px`;
   }
 
   setStatus(state, detail = "") {
@@ -221,148 +310,50 @@ export class RatioChart {
     else if (this.state === "empty") status.textContent = t("chart.empty");
     else if (this.state === "error") status.textContent = t("chart.error", { detail: this.detail });
     else {
-      const last = this.points.at(-1);
+      const s = this.series;
+      const i = s.mid.findLastIndex((v) => v !== null);
       status.textContent = t("chart.points", {
-        count: this.points.length,
-        value: last ? ratio(last.mid) : DASH,
+        count: pointCount(s),
+        resolution: spanText(Math.round(Math.max(s.resolution, s.spacing))),
+        value: i >= 0 ? ratio(s.mid[i]) : DASH,
       });
     }
+  }
+
+  renderLegend() {
+    const window = this.loaded ? spanText(this.loaded.window) : DASH;
+    this.bandLegend.textContent = t("chart.legend.bands", { window });
+    this.bandLegend.title = t("chart.legend.bands_tip", { window });
+  }
+
+  exportCsv() {
+    if (!this.loaded) return;
+    const [from, to] = this.view;
+    const header = [t("csv.time"), "epoch", ...["mid", "bid", "ask", "last", "sma", "lower", "upper"].map((k) => t(`chart.legend.${k}`))];
+    const rows = viewRows(this.series, this.bands, from, to);
+    const name = pairText(this.pair).replaceAll(/[^\w]+/g, "-");
+    download(`cotiza-${name}-${fileStamp(isoInZone(from))}.csv`, csvText(header, rows));
+  }
+
+  async exportPng() {
+    if (!this.plot.u) return;
+    const [from, to] = this.view;
+    const legend = `${zonedDateTime(from)} – ${zonedDateTime(to)} · ${this.bandLegend.textContent}`;
+    const blob = await this.plot.png(this.title.textContent, legend);
+    const name = pairText(this.pair).replaceAll(/[^\w]+/g, "-");
+    download(`cotiza-${name}-${fileStamp(isoInZone(from))}.png`, blob);
   }
 
   relabel() {
     if (this.pair === null) return;
-    const label = pairLabel(this.pair);
-    const name = [label.name, ...label.extra].join(" · ");
-    this.title.textContent = t("chart.title", { pair: name });
+    this.title.textContent = t("chart.title", { pair: pairText(this.pair) });
+    byTestId("chart-zone", this.panel).textContent = t("chart.zone", { zone: zoneLabel() });
     this.markRange();
     this.renderStatus();
-    this.scheduleDraw();
-  }
-
-  scheduleDraw() {
-    if (this.drawScheduled) return;
-    this.drawScheduled = true;
-    requestAnimationFrame(() => {
-      this.drawScheduled = false;
-      this.draw();
-    });
-  }
-
-  draw() {
-    if (this.pair === null || this.panel.hidden) return;
-    if (this.state === "ready") this.renderStatus();
-    const width = Math.max(280, Math.floor(this.host.clientWidth));
-    const height = width < 600 ? 220 : 300;
-    const margin = { left: 8, right: 76, top: 12, bottom: 26 };
-    const points = this.points.filter((p) => p.mid !== null || p.upper !== null);
-    const root = svg("svg", {
-      viewBox: `0 0 ${width} ${height}`,
-      width: String(width),
-      height: String(height),
-      role: "img",
-      "aria-label": this.title.textContent,
-      "data-testid": "chart-svg",
-      "data-points": String(points.filter((p) => p.mid !== null).length),
-      "data-last-t": String(points.at(-1)?.t ?? ""),
-    });
-    if (points.length === 0) {
-      this.host.replaceChildren(root);
-      this.layout = null;
-      return;
+    this.renderLegend();
+    if (this.uPlot && this.loaded) {
+      this.plot.destroy(); // axis labels (month names, number format) follow the language
+      this.draw(true);
     }
-    let t0 = points[0].t;
-    let t1 = points.at(-1).t;
-    if (t1 <= t0) [t0, t1] = [t0 - 1, t1 + 1];
-    const values = points
-      .flatMap((p) => [p.mid, p.upper, p.lower, p.sma])
-      .filter((v) => v !== null);
-    let low = Math.min(...values);
-    let high = Math.max(...values);
-    const pad = (high - low) * 0.06 || Math.abs(high) * 0.001 || 1;
-    low -= pad;
-    high += pad;
-    const plotW = width - margin.left - margin.right;
-    const plotH = height - margin.top - margin.bottom;
-    const right = margin.left + plotW;
-    const x = (time) => margin.left + ((time - t0) / (t1 - t0)) * plotW;
-    const y = (value) => margin.top + (1 - (value - low) / (high - low)) * plotH;
-
-    const grid = svg("g", { class: "grid" });
-    for (const tick of niceTicks(low, high, 5)) {
-      grid.append(svg("line", { x1: margin.left, x2: right, y1: y(tick), y2: y(tick) }));
-      const label = svg("text", { x: right + 6, y: y(tick) + 4, class: "axis" });
-      label.textContent = ratio(tick);
-      grid.append(label);
-    }
-    const span = t1 - t0;
-    for (let i = 0; i <= 4; i += 1) {
-      const time = t0 + (span * i) / 4;
-      const label = svg("text", {
-        x: x(time),
-        y: height - 8,
-        class: "axis",
-        "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle",
-      });
-      label.textContent = axisTime(time, span);
-      grid.append(label);
-    }
-    root.append(grid);
-    const series = (name, cls, d) => svg("path", { d, class: cls, "data-series": name });
-    root.append(
-      series("bands", "band-area", bandPath(points, x, y)),
-      series("band_upper", "band", linePath(points, x, y, "upper")),
-      series("band_lower", "band", linePath(points, x, y, "lower")),
-      series("sma", "sma", linePath(points, x, y, "sma")),
-      series("mid", "mid", linePath(points, x, y, "mid")),
-    );
-    const last = points.findLast((p) => p.mid !== null);
-    if (last) {
-      // The latest value, as a dot on the line and a tag on the axis.
-      const tagY = Math.min(Math.max(y(last.mid), margin.top + 8), margin.top + plotH - 8);
-      const tag = svg("text", { x: right + 6, y: tagY + 4, class: "last-label" });
-      tag.textContent = ratio(last.mid);
-      root.append(
-        svg("circle", { cx: x(last.t), cy: y(last.mid), r: 3.5, class: "last-dot" }),
-        svg("rect", {
-          x: right + 2,
-          y: tagY - 9,
-          width: margin.right - 4,
-          height: 18,
-          rx: 3,
-          class: "last-tag",
-        }),
-        tag,
-      );
-    }
-    this.cursor = svg("line", {
-      class: "cursor",
-      y1: margin.top,
-      y2: margin.top + plotH,
-      visibility: "hidden",
-    });
-    root.append(this.cursor);
-    this.layout = { x, t0, t1, margin, plotW, points };
-    this.host.replaceChildren(root);
-  }
-
-  hover(event) {
-    const layout = this.layout;
-    if (!event || !layout || !this.cursor) {
-      this.cursor?.setAttribute("visibility", "hidden");
-      this.readout.textContent = "";
-      return;
-    }
-    const box = this.host.getBoundingClientRect();
-    const fraction = (event.clientX - box.left - layout.margin.left) / layout.plotW;
-    const time = layout.t0 + Math.min(1, Math.max(0, fraction)) * (layout.t1 - layout.t0);
-    let best = layout.points[0];
-    for (const p of layout.points) if (Math.abs(p.t - time) < Math.abs(best.t - time)) best = p;
-    const at = layout.x(best.t);
-    this.cursor.setAttribute("x1", at);
-    this.cursor.setAttribute("x2", at);
-    this.cursor.setAttribute("visibility", "visible");
-    const when = layout.t1 - layout.t0 > 86400 ? dateTime(best.t) : clockTime(best.t);
-    const bands = `[${ratio(best.lower)} – ${ratio(best.upper)}]`;
-    this.readout.textContent = `${when} · ${ratio(best.mid)} ${bands}`;
   }
 }

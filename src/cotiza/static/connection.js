@@ -1,6 +1,8 @@
 // The page's single WebSocket: connects, keeps alive, and reconnects with exponential
 // backoff and jitter. Whoever owns it resubscribes in `onConnected`, which runs after
-// every (re)connection once the server's "connection" frame has arrived.
+// every (re)connection once the server's "connection" frame has arrived. It pings every
+// few seconds so that a quiet market and a frozen server can be told apart: a live
+// server always answers, so `silence()` measures the server, not the market.
 
 export const ConnState = Object.freeze({
   CONNECTING: "connecting",
@@ -28,8 +30,8 @@ export class Channel {
     onMessage,
     onConnected,
     onState,
-    pingInterval = 15000,
-    silenceLimit = 40000,
+    pingInterval = 3000,
+    silenceLimit = 20000,
     connectTimeout = 10000,
   }) {
     this.url = url;
@@ -67,11 +69,17 @@ export class Channel {
     return true;
   }
 
+  /** Milliseconds since the last frame of a live connection; null when not connected. */
+  silence() {
+    return this.state === ConnState.LIVE ? Date.now() - this.lastReceived : null;
+  }
+
   /** Use `url` from the next connection on (e.g. after a token was entered). */
   setUrl(url) {
     this.url = url;
   }
 
+  /** Connect now instead of waiting out the backoff (the service was seen answering). */
   retryNow() {
     if (this.ws !== null) return; // connected, or an attempt is already under way
     clearTimeout(this.retryTimer);
@@ -183,6 +191,7 @@ export class Channel {
 
   startHeartbeat() {
     this.stopHeartbeat();
+    this.lastReceived = Date.now();
     this.heartbeat = setInterval(() => {
       if (Date.now() - this.lastReceived > this.silenceLimit) {
         this.drop(ConnState.RECONNECTING); // a half-open TCP connection never closes itself

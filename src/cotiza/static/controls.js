@@ -1,77 +1,101 @@
-// Feed control: start, stop, restart. Shown only once a token was entered; the token is
-// kept in sessionStorage, so it is forgotten when the tab closes.
+// Feed control: start, stop, restart. Shown once a checked token is set; stopping and
+// restarting ask for confirmation first; the service's replies are shown in the page's
+// language, not the server's English.
 
+import { TokenForm } from "./auth.js";
 import { byTestId, fetchJson } from "./dom.js";
 import { t } from "./i18n.js";
 
-const TOKEN_KEY = "cotiza.token";
-
-export function storedToken() {
-  try {
-    return sessionStorage.getItem(TOKEN_KEY) ?? "";
-  } catch {
-    return "";
-  }
-}
-
-function storeToken(token) {
-  try {
-    if (token) sessionStorage.setItem(TOKEN_KEY, token);
-    else sessionStorage.removeItem(TOKEN_KEY);
-  } catch {
-    // Without storage the token lives only in this page.
-  }
-}
-
 const ACTIONS = { start: "iniciar", stop: "detener", restart: "reiniciar" };
+const CONFIRM = new Set(["stop", "restart"]);
+
+/** The service's reply messages, by the page's own key for each. */
+const REPLIES = {
+  "feed started": "controls.reply.started",
+  "feed already running": "controls.reply.already_running",
+  "feed stopped": "controls.reply.stopped",
+  "feed was not running": "controls.reply.not_running",
+  "feed restarted": "controls.reply.restarted",
+};
 
 export class FeedControls {
-  constructor({ root, onToken, onAction }) {
+  constructor({ root, dialog, store, onToken, onAction }) {
     this.root = root;
+    this.dialog = dialog;
+    this.store = store;
     this.onToken = onToken;
     this.onAction = onAction;
-    this.form = byTestId("token-form", root);
-    this.input = byTestId("token-input", root);
+    this.form = new TokenForm({
+      form: byTestId("token-form", root),
+      prefix: "token",
+      onValid: (token, remember) => this.setToken(token, remember),
+    });
     this.forget = byTestId("token-forget", root);
     this.buttons = byTestId("feed-buttons", root);
     this.hint = byTestId("controls-hint", root);
     this.result = byTestId("control-result", root);
-    this.token = storedToken();
+    this.token = store.get();
     this.message = null; // [key, vars, isError]
-    this.form.addEventListener("submit", (event) => {
-      event.preventDefault();
-      this.setToken(this.input.value.trim());
-    });
-    this.forget.addEventListener("click", () => this.setToken(""));
-    for (const [action, path] of Object.entries(ACTIONS)) {
-      byTestId(`feed-${action}`, root).addEventListener("click", () => this.run(path));
+    this.forget.addEventListener("click", () => this.setToken("", false));
+    for (const action of Object.keys(ACTIONS)) {
+      byTestId(`feed-${action}`, root).addEventListener("click", () => this.request(action));
     }
     this.render();
   }
 
-  setToken(token) {
+  setToken(token, remember) {
     this.token = token;
-    this.input.value = "";
     this.message = null;
-    storeToken(token);
+    if (token) this.store.save(token, remember);
+    else this.store.clear();
     this.render();
     this.onToken(token);
   }
 
-  async run(path) {
+  async request(action) {
+    if (CONFIRM.has(action) && !(await this.confirm(action))) {
+      this.show("controls.cancelled");
+      return;
+    }
+    await this.run(action);
+  }
+
+  /** Ask in a modal dialog, in the page's language; resolves true on "yes". */
+  confirm(action) {
+    const dialog = this.dialog;
+    byTestId("confirm-text", dialog).textContent = t(`controls.confirm.${action}`);
+    byTestId("confirm-yes", dialog).textContent = t(`controls.confirm.${action}_yes`);
+    byTestId("confirm-no", dialog).textContent = t("controls.confirm.no");
+    return new Promise((resolve) => {
+      const done = () => {
+        dialog.removeEventListener("close", done);
+        resolve(dialog.returnValue === "yes");
+      };
+      dialog.returnValue = "";
+      dialog.addEventListener("close", done);
+      dialog.showModal();
+      byTestId("confirm-no", dialog).focus();
+    });
+  }
+
+  async run(action) {
     this.setBusy(true);
     this.show("controls.working");
     try {
-      const result = await fetchJson(`/cotizaciones/${path}`, {
+      const result = await fetchJson(`/cotizaciones/${ACTIONS[action]}`, {
         method: "POST",
         headers: { Authorization: `Bearer ${this.token}` },
         timeout: 20000,
       });
-      if (result.ok) this.show("controls.done", { message: result.body?.message ?? "ok" });
-      else if (result.status === 401) this.show("controls.unauthorized", {}, true);
-      else this.show("controls.failed", { detail: result.body?.detail ?? result.status }, true);
+      if (result.ok) {
+        this.show(REPLIES[result.body?.message] ?? `controls.reply.${action}_done`);
+      } else if (result.status === 401) {
+        this.show("controls.unauthorized", {}, true);
+      } else {
+        this.show("controls.failed", { status: result.status }, true);
+      }
     } catch {
-      this.show("controls.failed", { detail: t("error.network") }, true);
+      this.show("controls.no_answer", {}, true);
     } finally {
       this.setBusy(false);
       this.onAction();
@@ -97,12 +121,17 @@ export class FeedControls {
     const hasToken = this.token !== "";
     this.buttons.hidden = !hasToken;
     this.forget.hidden = !hasToken;
-    this.hint.textContent = t(hasToken ? "controls.token_set" : "controls.hint");
+    this.form.form.hidden = hasToken;
+    const remembered = hasToken && this.store.remembered();
+    this.hint.textContent = t(
+      hasToken ? (remembered ? "controls.token_remembered" : "controls.token_set") : "controls.hint",
+    );
     this.root.dataset.token = hasToken ? "set" : "none";
     this.renderMessage();
   }
 
   relabel() {
+    this.form.relabel();
     this.render();
   }
 }

@@ -20,54 +20,135 @@ export function byTestId(id, root = document) {
   return root.querySelector(`[data-testid="${id}"]`);
 }
 
-/**
- * Set a cell's text; when `flash` is "up" or "down", briefly highlight it. Two identical
- * animations are alternated so that a second change restarts the highlight.
- */
-export function setCell(cell, text, flash = null) {
-  if (cell.textContent === text) return;
-  cell.textContent = text;
-  if (flash) {
-    const previous = cell.dataset.flash ?? "";
-    cell.dataset.flash = `${flash}${previous.endsWith("1") ? "2" : "1"}`;
-  }
+/** Set a cell's text, touching the DOM only when it changed. */
+export function setCell(cell, text) {
+  if (cell.textContent !== text) cell.textContent = text;
 }
 
 /**
  * Update one column of a table row (`row.values`, `row.cells`) from `value`; a numeric
- * cell of a `column.flash` column flashes up or down when it changed. Returns the cell.
+ * cell of a `column.flash` column flashes up or down when it changed and `gate` (a
+ * FlashGate, or false) allows it. Returns the cell.
  */
-export function updateColumn(row, column, value, flash) {
+export function updateColumn(row, column, value, gate) {
   const before = row.values[column.key];
   let direction = null;
-  if (flash && column.flash && isNumber(before) && isNumber(value) && value !== before) {
+  if (gate && column.flash && isNumber(before) && isNumber(value) && value !== before) {
     direction = value > before ? "up" : "down";
   }
   row.values[column.key] = value;
   const cell = row.cells[column.key];
-  setCell(cell, column.format(value), direction);
+  setCell(cell, column.format(value));
+  if (direction) gate.light(cell, direction);
   return cell;
 }
 
-/** Collect updates and apply them once per animation frame (paused in hidden tabs). */
+/** Above the flash rate, live tables are redrawn this often (about 8 times a second). */
+const FAST_REDRAW_MS = 125;
+
+/**
+ * Flashes changed cells: a cell is lit (`data-flash="up"|"down"`) and put out again after
+ * `flashMs` by one shared timer, two style changes per flash instead of an animation that
+ * repaints every frame. Above `maxRate` updates a second the flashes stop altogether (at
+ * hundreds of ticks a second they are unreadable and would cost most of the page's time),
+ * and one cell lights at most once per `cellGapMs`.
+ */
+export class FlashGate {
+  constructor({ maxRate = 60, cellGapMs = 900, flashMs = 600, now = () => performance.now() } = {}) {
+    this.flashMs = flashMs;
+    this.lit = new Map(); // cell -> time to put it out
+    this.sweeper = null;
+    this.maxRate = maxRate;
+    this.cellGapMs = cellGapMs;
+    this.now = now;
+    this.windowStart = now();
+    this.count = 0;
+    this.rate = 0;
+    this.lastFlash = new WeakMap();
+  }
+
+  /** Count one incoming update (a tick or a ratio), for the rate. */
+  note() {
+    this.count += 1;
+    const now = this.now();
+    const elapsed = now - this.windowStart;
+    if (elapsed >= 1000) {
+      this.rate = (this.count * 1000) / elapsed;
+      this.count = 0;
+      this.windowStart = now;
+    }
+  }
+
+  get enabled() {
+    return this.rate <= this.maxRate;
+  }
+
+  /** Milliseconds between redraws of live tables: every frame, unless the feed is fast. */
+  redrawInterval() {
+    return this.enabled ? 0 : FAST_REDRAW_MS;
+  }
+
+  /** Light `cell` in `direction` when the rate and the cell's last flash allow it. */
+  light(cell, direction) {
+    if (!this.enabled) return;
+    const now = this.now();
+    const last = this.lastFlash.get(cell);
+    if (last !== undefined && now - last < this.cellGapMs) return;
+    this.lastFlash.set(cell, now);
+    cell.dataset.flash = direction;
+    this.lit.set(cell, now + this.flashMs);
+    this.sweeper ??= setInterval(() => this.sweep(), Math.max(50, this.flashMs / 4));
+  }
+
+  sweep() {
+    const now = this.now();
+    for (const [cell, until] of this.lit) {
+      if (until > now) continue;
+      delete cell.dataset.flash;
+      this.lit.delete(cell);
+    }
+    if (this.lit.size === 0) {
+      clearInterval(this.sweeper);
+      this.sweeper = null;
+    }
+  }
+}
+
+/**
+ * Collect updates and apply them once per animation frame (paused in hidden tabs), and no
+ * more often than every `interval()` milliseconds: a fast feed is drawn a few times a
+ * second, which is as fast as anyone reads, instead of on every frame.
+ */
 export class FrameBatch {
-  constructor(apply) {
+  constructor(apply, { interval = () => 0 } = {}) {
     this.apply = apply;
+    this.interval = interval;
     this.pending = new Set();
     this.scheduled = false;
+    this.lastApply = 0;
   }
 
   add(key) {
     this.pending.add(key);
     if (this.scheduled) return;
     this.scheduled = true;
-    requestAnimationFrame(() => {
-      this.scheduled = false;
-      const keys = this.pending;
-      this.pending = new Set();
-      this.apply(keys);
-    });
+    const wait = this.lastApply + this.interval() - performance.now();
+    const frame = () =>
+      requestAnimationFrame(() => {
+        this.scheduled = false;
+        this.lastApply = performance.now();
+        const keys = this.pending;
+        this.pending = new Set();
+        this.apply(keys);
+      });
+    if (wait > 0) setTimeout(frame, wait);
+    else frame();
   }
+}
+
+/** A short text for screen readers only (the element is visually hidden). */
+export function srOnly(text) {
+  return el("span", { class: "sr-only", text });
 }
 
 /** Fetch JSON with a deadline; a JSON error body still resolves, with `ok` false. */

@@ -1,7 +1,8 @@
-// The health panel: /health/detailed, polled by the page every few seconds.
+// The health panel: /health/detailed, polled by the page every few seconds. Check names,
+// worker names and the service's notes are shown in the page's language.
 
 import { el } from "./dom.js";
-import { clockTime, DASH, duration, fixed, isNumber, quantity } from "./format.js";
+import { DASH, duration, fixed, isNumber, quantity, zonedClock } from "./format.js";
 import { locale, t } from "./i18n.js";
 
 const MAX_RESTARTS_SHOWN = 5;
@@ -22,7 +23,9 @@ function describeValue(item) {
   if (typeof value === "boolean") return value ? t("health.yes") : t("health.no");
   if (typeof value === "object") {
     return Object.entries(value)
-      .map(([name, v]) => (typeof v === "boolean" ? `${name} ${v ? "✓" : "✗"}` : `${name}: ${v}`))
+      .map(([name, v]) =>
+        typeof v === "boolean" ? `${translated("health.worker", name)} ${v ? "✓" : "✗"}` : `${name}: ${v}`,
+      )
       .join(" · ");
   }
   if (typeof value === "string") {
@@ -48,6 +51,37 @@ function describeValue(item) {
   }
 }
 
+/** `t("prefix.name")`, or `name` itself when there is no translation for it. */
+function translated(prefix, name) {
+  const key = `${prefix}.${name}`;
+  const text = t(key);
+  return text === key ? name : text;
+}
+
+// The notes the service attaches to checks, and how each reads in the page's language.
+const OUTPUTS = [
+  [/^market closed$/, () => t("health.out.market_closed")],
+  [/^stopped on request$/, () => t("health.out.stopped_on_request")],
+  [/^not started$/, () => t("health.out.not_started")],
+  [/^no data received yet$/, () => t("health.out.no_data_yet")],
+  [/^no data received; market closed$/, () => t("health.out.no_data_closed")],
+  [/^no data received$/, () => t("health.out.no_data")],
+  [/^timed out after (.+) s$/, (m) => t("health.out.timed_out", { seconds: m[1] })],
+  [/^(\d+) ticks dropped \(queue full\)$/, (m) => t("health.out.ticks_dropped", { count: m[1] })],
+  [/^dead: (.+)$/, (m) => t("health.out.dead", { names: m[1].split(", ").map((n) => translated("health.worker", n)).join(", ") })],
+  [/^(\d+) consecutive failures/, (m) => t("health.out.write_failures", { count: m[1] })],
+];
+
+/** A check's note in the page's language; an unknown one is named as a technical detail. */
+export function describeOutput(output) {
+  const text = String(output);
+  for (const [pattern, render] of OUTPUTS) {
+    const match = pattern.exec(text);
+    if (match) return { text: render(match), raw: null };
+  }
+  return { text: t("health.out.other"), raw: text };
+}
+
 /** Restarts reported by the monitor, when the service exposes them (newest first). */
 function monitorRestarts(body) {
   const source = body.monitor?.restarts ?? body.restarts ?? body.monitor_restarts;
@@ -62,6 +96,17 @@ function monitorRestarts(body) {
     .slice(-MAX_RESTARTS_SHOWN)
     .reverse();
   return { count: source.length, recent };
+}
+
+function outputNode(output) {
+  const { text, raw } = describeOutput(output);
+  // An unknown note keeps the service's words, marked as English for screen readers.
+  return el(
+    "span",
+    { class: "output" },
+    text,
+    raw ? el("span", { class: "raw", lang: "en", text: ` ${raw}` }) : null,
+  );
 }
 
 export class HealthPanel {
@@ -108,7 +153,9 @@ export class HealthPanel {
     const restarts = monitorRestarts(body);
     this.fields.restarts.closest("div").hidden = restarts === null;
     if (restarts) {
-      const recent = restarts.recent.map((r) => [clockTime(r.at), r.why].filter(Boolean).join(" "));
+      const recent = restarts.recent.map((r) =>
+        [zonedClock(r.at), r.why ? translated("health.reason", r.why) : ""].filter(Boolean).join(" "),
+      );
       this.fields.restarts.textContent = [quantity(restarts.count), ...recent].join(" · ");
     }
     const rows = [];
@@ -121,9 +168,9 @@ export class HealthPanel {
             el(
               "th",
               { scope: "row" },
-              el("span", { class: "mono", text: name }),
+              el("span", { class: "check-name", text: translated("health.check_name", name) }),
               el("span", { class: "value", text: describeValue(item) }),
-              item.output ? el("span", { class: "output", text: item.output }) : null,
+              item.output ? outputNode(item.output) : null,
             ),
             el(
               "td",
@@ -139,7 +186,7 @@ export class HealthPanel {
       }
     }
     this.tbody.replaceChildren(...rows);
-    this.checkedAt.textContent = t("health.checked_at", { time: clockTime(body.timestamp) });
+    this.checkedAt.textContent = t("health.checked_at", { time: zonedClock(body.timestamp) });
   }
 
   relabel() {

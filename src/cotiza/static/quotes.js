@@ -1,11 +1,25 @@
-// The live quotes table: one row per instrument, cells flash when their value changes.
+// The live quotes table: one row per instrument (a card on a phone), sortable, filtered by
+// what is displayed, with a watchlist view and CSV export. Cells flash when their value
+// changes unless updates come too fast to read; rows grey out as their data ages.
 
 import { el, FrameBatch, setCell, updateColumn } from "./dom.js";
-import { duration, isNumber, percent, price, quantity, splitSymbol } from "./format.js";
+import { AGE_LIMIT_S } from "./freshness.js";
+import {
+  duration,
+  isNumber,
+  isoInZone,
+  percent,
+  price,
+  quantity,
+  splitSymbol,
+} from "./format.js";
 import { t } from "./i18n.js";
+import { csvText, download, filterWords, fileStamp, matchesWords, Sorter } from "./table.js";
 
 /** More rows than this are not shown: the page must stay light after hours of use. */
 export const MAX_QUOTE_ROWS = 500;
+/** A row whose quote is older than this (market open, page live) is greyed out. */
+const ROW_STALE_S = 60;
 
 const COLUMNS = [
   { key: "bid_size", format: quantity },
@@ -17,6 +31,7 @@ const COLUMNS = [
   { key: "change", format: percent, signClass: true },
   { key: "cl", format: price },
 ];
+const LIVE_KEYS = new Set(["bid", "offer", "last", "change", "bid_size", "offer_size", "last_size", "age"]);
 
 function changeVsClose(tick) {
   if (!isNumber(tick.last) || !isNumber(tick.cl) || tick.cl === 0) return null;
@@ -24,20 +39,39 @@ function changeVsClose(tick) {
 }
 
 export class QuotesTable {
-  constructor({ tbody, count, filter, serverNow }) {
-    this.tbody = tbody;
+  constructor({ table, count, filter, sortSelect, viewButtons, exportButton, watchlist, serverNow, gate }) {
+    this.table = table;
+    this.tbody = table.tBodies[0];
     this.count = count;
     this.filter = filter;
     this.serverNow = serverNow;
+    this.gate = gate;
+    this.watchlist = watchlist;
     this.quotes = new Map(); // symbol -> latest tick (with `change`)
-    this.rows = new Map(); // symbol -> { tr, cells, values }
-    this.batch = new FrameBatch((symbols) => this.render(symbols));
-    this.query = "";
-    filter.addEventListener("input", () => {
-      this.query = filter.value.trim().toLowerCase();
-      for (const [symbol, row] of this.rows) row.tr.hidden = !this.matches(symbol);
-      this.updateCount();
+    this.rows = new Map(); // symbol -> { tr, cells, values, text }
+    this.batch = new FrameBatch((symbols) => this.render(symbols), {
+      interval: () => gate.redrawInterval(),
     });
+    this.words = [];
+    this.view = "all";
+    this.order = [];
+    this.fresh = true;
+    this.marketOpen = null;
+    this.sorter = new Sorter({ thead: table.tHead, select: sortSelect, onChange: () => this.arrange() });
+    filter.addEventListener("input", () => {
+      this.words = filterWords(filter.value);
+      this.arrange();
+    });
+    this.viewButtons = viewButtons;
+    for (const button of viewButtons) {
+      button.addEventListener("click", () => this.setView(button.dataset.view));
+    }
+    exportButton.addEventListener("click", () => this.exportCsv());
+    watchlist.onChange(() => {
+      for (const [symbol, row] of this.rows) this.markWatched(symbol, row);
+      this.arrange();
+    });
+    this.markView();
     this.renderEmpty();
   }
 
@@ -52,25 +86,52 @@ export class QuotesTable {
     this.batch.add(tick.symbol);
   }
 
-  matches(symbol) {
-    return this.query === "" || symbol.toLowerCase().includes(this.query);
+  setView(view) {
+    this.view = view === "watch" ? "watch" : "all";
+    this.markView();
+    this.arrange();
+  }
+
+  markView() {
+    for (const button of this.viewButtons) {
+      button.setAttribute("aria-pressed", String(button.dataset.view === this.view));
+    }
+    this.table.dataset.view = this.view;
   }
 
   renderEmpty() {
-    if (this.quotes.size > 0) return;
-    this.tbody.replaceChildren(
-      el("tr", { class: "empty" }, el("td", { colspan: "10", text: t("quotes.empty") })),
-    );
-    this.updateCount();
+    if (this.rows.size > 0 && this.visibleCount() > 0) {
+      this.tbody.querySelector("tr.empty")?.remove();
+      return;
+    }
+    let key = "quotes.empty";
+    if (this.rows.size > 0) key = this.view === "watch" && this.watchlist.size === 0 ? "quotes.watch_empty" : "quotes.no_match";
+    let empty = this.tbody.querySelector("tr.empty");
+    if (!empty) {
+      empty = el("tr", { class: "empty" }, el("td", { colspan: "10" }));
+      this.tbody.prepend(empty);
+    }
+    empty.firstChild.textContent = t(key);
   }
 
   createRow(symbol) {
     const [ticker, term] = splitSymbol(symbol);
+    const star = el("button", {
+      type: "button",
+      class: "icon star",
+      dataset: { testid: "watch-toggle" },
+    });
+    star.addEventListener("click", () => this.watchlist.toggle(symbol));
+    const up = el("button", { type: "button", class: "icon move", dataset: { testid: "watch-up" }, text: "↑" });
+    const down = el("button", { type: "button", class: "icon move", dataset: { testid: "watch-down" }, text: "↓" });
+    up.addEventListener("click", () => this.watchlist.move(symbol, -1));
+    down.addEventListener("click", () => this.watchlist.move(symbol, 1));
     const head = el(
       "th",
       { scope: "row", title: symbol, dataset: { col: "symbol" } },
-      el("span", { class: "ticker", text: ticker }),
-      term ? el("span", { class: "term", text: term }) : null,
+      star,
+      el("span", { class: "name" }, el("span", { class: "ticker", text: ticker }), term ? el("span", { class: "term", text: term }) : null),
+      el("span", { class: "moves" }, up, down),
     );
     const cells = {};
     for (const column of COLUMNS) {
@@ -84,14 +145,29 @@ export class QuotesTable {
       ...COLUMNS.map((c) => cells[c.key]),
       cells.age,
     );
-    tr.hidden = !this.matches(symbol);
-    // Keep rows sorted by symbol so that instruments do not jump around.
-    if (this.rows.size === 0) this.tbody.replaceChildren();
-    const after = [...this.rows.keys()].filter((s) => s > symbol).sort()[0];
-    this.tbody.insertBefore(tr, after ? this.rows.get(after).tr : null);
-    const row = { tr, cells, values: {} };
+    const row = { tr, cells, values: {}, text: `${ticker} ${term} ${symbol}`, star, ticker, term, up, down };
     this.rows.set(symbol, row);
+    this.labelRow(row);
+    this.markWatched(symbol, row);
+    this.tbody.append(tr);
     return row;
+  }
+
+  /** Labels shown before each value in the phone's card layout (CSS `attr(data-label)`). */
+  labelRow(row) {
+    for (const [key, cell] of Object.entries(row.cells)) cell.dataset.label = t(`quotes.col.${key}`);
+    const name = [row.ticker, row.term].filter(Boolean).join(" ");
+    row.up.setAttribute("aria-label", t("watch.up", { name }));
+    row.down.setAttribute("aria-label", t("watch.down", { name }));
+    this.markWatched(null, row);
+  }
+
+  markWatched(symbol, row) {
+    const watched = this.watchlist.has(row.tr.dataset.symbol);
+    const name = [row.ticker, row.term].filter(Boolean).join(" ");
+    row.star.textContent = watched ? "★" : "☆";
+    row.star.setAttribute("aria-pressed", String(watched));
+    row.star.setAttribute("aria-label", t("watch.toggle", { name }));
   }
 
   render(symbols, { flash = true } = {}) {
@@ -106,7 +182,7 @@ export class QuotesTable {
       }
       for (const column of COLUMNS) {
         const value = quote[column.key];
-        const cell = updateColumn(row, column, value, flash);
+        const cell = updateColumn(row, column, value, flash && this.gate);
         if (column.signClass) {
           cell.classList.toggle("pos", isNumber(value) && value > 0);
           cell.classList.toggle("neg", isNumber(value) && value < 0);
@@ -114,33 +190,102 @@ export class QuotesTable {
       }
       this.renderAge(symbol, row);
     }
-    if (added) this.updateCount();
+    if (added) this.arrange();
+  }
+
+  age(symbol) {
+    const quote = this.quotes.get(symbol);
+    return isNumber(quote?.ts_ms) ? (this.serverNow() - quote.ts_ms) / 1000 : null;
   }
 
   renderAge(symbol, row) {
-    const quote = this.quotes.get(symbol);
-    const age = isNumber(quote?.ts_ms) ? (this.serverNow() - quote.ts_ms) / 1000 : null;
+    const age = this.age(symbol);
     setCell(row.cells.age, duration(age));
-    row.cells.age.classList.toggle("stale", isNumber(age) && age > 60);
+    row.values.age = age;
+    const limit = this.fresh ? ROW_STALE_S : AGE_LIMIT_S;
+    const watchful = !this.fresh || this.marketOpen !== false;
+    const stale = watchful && isNumber(age) && age >= limit;
+    row.cells.age.classList.toggle("stale", isNumber(age) && age > ROW_STALE_S);
+    if ((row.tr.dataset.stale === "true") !== stale) row.tr.dataset.stale = String(stale);
   }
 
-  /** Called every second: ages move even when prices do not. */
-  refreshAges() {
-    for (const [symbol, row] of this.rows) {
-      if (!row.tr.hidden) this.renderAge(symbol, row);
+  /** Called every second: ages move even when prices do not; a live sort is refreshed. */
+  refreshAges(fresh, marketOpen) {
+    this.fresh = fresh;
+    this.marketOpen = marketOpen;
+    for (const [symbol, row] of this.rows) this.renderAge(symbol, row);
+    if (this.sorter.key && LIVE_KEYS.has(this.sorter.key)) this.arrange();
+  }
+
+  /** The symbols to show, in display order. */
+  visibleSymbols() {
+    let symbols = [...this.rows.keys()].filter((symbol) => {
+      if (this.view === "watch" && !this.watchlist.has(symbol)) return false;
+      return matchesWords(this.rows.get(symbol).text, this.words);
+    });
+    symbols.sort((a, b) => {
+      if (this.view === "watch") return this.watchlist.position(a) - this.watchlist.position(b);
+      return a < b ? -1 : a > b ? 1 : 0;
+    });
+    symbols = this.sorter.apply(symbols, (symbol, key) =>
+      key === "symbol" ? this.rows.get(symbol).text : this.rows.get(symbol).values[key],
+    );
+    return symbols;
+  }
+
+  visibleCount() {
+    return this.order.length;
+  }
+
+  /** Show, hide and order rows; the DOM is touched only where the order changed. */
+  arrange() {
+    const order = this.visibleSymbols();
+    const shown = new Set(order);
+    for (const [symbol, row] of this.rows) row.tr.hidden = !shown.has(symbol);
+    const same = order.length === this.order.length && order.every((s, i) => s === this.order[i]);
+    if (!same) {
+      let previous = null;
+      for (const symbol of order) {
+        const tr = this.rows.get(symbol).tr;
+        const expected = previous ? previous.nextElementSibling : this.tbody.firstElementChild;
+        if (expected !== tr) {
+          if (previous) previous.after(tr);
+          else this.tbody.prepend(tr);
+        }
+        previous = tr;
+      }
     }
+    this.order = order;
+    this.table.dataset.sorted = String(this.sorter.key !== null);
+    this.renderEmpty();
+    this.updateCount();
+  }
+
+  exportCsv() {
+    const header = ["symbol", ...COLUMNS.map((c) => c.key), "ts"].map((key) =>
+      key === "ts" ? t("csv.time") : key === "symbol" ? t("quotes.col.symbol") : t(`quotes.col.${key}`),
+    );
+    header.splice(1, 0, t("csv.instrument"));
+    const rows = this.order.map((symbol) => {
+      const quote = this.quotes.get(symbol) ?? {};
+      const row = this.rows.get(symbol);
+      const name = [row.ticker, row.term].filter(Boolean).join(" ");
+      return [name, symbol, ...COLUMNS.map((c) => quote[c.key] ?? null), isoInZone(quote.ts_ms / 1000)];
+    });
+    const stamp = fileStamp(isoInZone(this.serverNow() / 1000));
+    download(`cotiza-${t("csv.name.quotes")}-${stamp}.csv`, csvText(header, rows));
   }
 
   /** Re-render every cell in the current language, without flashing. */
   relabel() {
     this.render(this.quotes.keys(), { flash: false });
-    if (this.quotes.size === 0) this.renderEmpty();
+    for (const row of this.rows.values()) this.labelRow(row);
+    this.sorter.relabel();
+    this.renderEmpty();
     this.updateCount();
   }
 
   updateCount() {
-    let shown = 0;
-    for (const row of this.rows.values()) if (!row.tr.hidden) shown += 1;
-    this.count.textContent = t("quotes.count", { shown, total: this.rows.size });
+    this.count.textContent = t("quotes.count", { shown: this.order.length, total: this.rows.size });
   }
 }

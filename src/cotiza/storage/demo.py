@@ -70,18 +70,19 @@ def simulate_rows(
 ) -> Iterator[tuple[float | None, ...]]:
     """Rows (in ``COLUMNS`` order) at ``first, first + step, ...`` before ``end``.
 
-    The mid follows a mean-reverting walk around ``level``; bid and ask sit a random
-    spread below and above it; indicators use the same windows as the live engine.
+    The mid follows a mean-reverting walk around ``level`` that *ends* at ``level``, so
+    the history joins whatever continues it (the live simulator, or stored samples)
+    without a jump; bid and ask sit a random spread below and above it; indicators use
+    the same windows as the live engine.
     """
     minutes = step / MINUTE
     reversion = min(_REVERSION_PER_MINUTE * minutes, 0.5)
     volatility = _VOLATILITY_PER_MINUTE * math.sqrt(minutes)
     mids, short = _Window(_LONG, level), _Window(_SHORT, level)
     bids, asks = _Window(_LONG, level), _Window(_LONG, level)
-    deviation = rng.gauss(0.0, volatility / math.sqrt(2 * reversion))
     count = max(0, math.ceil((end - first) / step))
-    for index in range(count):
-        deviation += -reversion * deviation + rng.gauss(0.0, volatility)
+    deviations = joining_walk(count, reversion, volatility, rng)
+    for index, deviation in enumerate(deviations):
         mid = level * math.exp(deviation)
         half_spread = mid * rng.uniform(0.0003, 0.001)
         bid, ask = mid - half_spread, mid + half_spread
@@ -109,6 +110,21 @@ def simulate_rows(
             std_short / std_long if std_short is not None and std_long else None,
             ask - bid,
         )
+
+
+def joining_walk(
+    count: int, reversion: float, volatility: float, rng: random.Random
+) -> list[float]:
+    """``count`` log-deviations of a mean-reverting walk whose last value is exactly 0.
+
+    A stationary Gaussian AR(1) walk is reversible in time, so walking backwards from 0
+    and reading the result forwards gives a walk with the usual statistics that lands on
+    the level instead of somewhere around it.
+    """
+    walk = [0.0] * count
+    for index in range(count - 2, -1, -1):
+        walk[index] = (1 - reversion) * walk[index + 1] + rng.gauss(0.0, volatility)
+    return walk
 
 
 async def backfill_demo_history(
@@ -147,6 +163,9 @@ async def backfill_demo_history(
             logger.info("demo history: pair %s already has history, skipped", pair.name)
             continue
         end = now if oldest is None else min(now, oldest)
+        if oldest is not None:
+            # Join the stored history where it begins, not the simulator's opening level.
+            level = await _first_value(database, pair.id, field, oldest) or level
         first = math.ceil((end - days * DAY) / step) * step
         rng = random.Random(f"{seed}:{pair.base}:{pair.quote}:{pair.client_id}")
         rows = simulate_rows(pair.id, level, first, end, step, rng)
@@ -186,6 +205,18 @@ async def backfill_demo(settings: Settings, database: Database, repository: Repo
     )
     logger.info("demo history: %d samples written", written)
     return written
+
+
+async def _first_value(database: Database, pair_id: int, field: str, at: float) -> float | None:
+    """The stored ``field`` of a pair's oldest sample (at ``at``), when usable."""
+    column = ratio_samples.c[field]
+    async with database.engine.connect() as conn:
+        value = await conn.scalar(
+            select(column).where(ratio_samples.c.pair_id == pair_id, ratio_samples.c.asof == at)
+        )
+    if value is None or not math.isfinite(value) or value <= 0:
+        return None
+    return float(value)
 
 
 async def _insert_rows(conn: AsyncConnection, rows: Iterator[tuple[float | None, ...]]) -> int:
