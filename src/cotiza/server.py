@@ -11,10 +11,11 @@ from typing import Any
 import uvicorn
 
 from cotiza.api.app import Runtime, create_app
-from cotiza.hub import CLOSE_GOING_AWAY
 from cotiza.ops.sdnotify import Watchdog
 from cotiza.ops.stackdump import stack_dumps_on_signal
 from cotiza.settings import Settings
+from cotiza.ws.frames import CLOSE_GOING_AWAY
+from cotiza.ws.transport import describe_write_path, forget_exit_signals
 
 log = logging.getLogger(__name__)
 
@@ -33,20 +34,23 @@ class Server(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
-        # uvicorn re-raises the signal after a graceful shutdown, so the process dies
-        # "killed by SIGTERM". A requested, completed shutdown is a success: exit 0.
-        self._captured_signals.clear()
+        forget_exit_signals(self)  # a requested, completed shutdown exits 0
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
+            config = self.config
+            log.info(
+                "WebSocket write path: %s",
+                describe_write_path(str(config.ws), config.ws_per_message_deflate),
+            )
             self.watchdog.start()  # systemd READY=1 and WATCHDOG=1 pings, when under systemd
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await self.watchdog.stop()
         services = self.runtime.services
         if services is not None:
-            services.hub.accepting = False
+            services.hub.stop_accepting()
             try:
                 async with asyncio.timeout(services.settings.shutdown_timeout / 2):
                     await services.hub.close_all(CLOSE_GOING_AWAY, "Server shutting down")
@@ -61,8 +65,9 @@ def uvicorn_config(app: Any, settings: Settings) -> uvicorn.Config:
         host=settings.host,
         port=settings.port,
         log_config=None,
+        ws=settings.ws_impl.value,
         ws_max_size=settings.ws_max_frame_bytes,
-        ws_per_message_deflate=False,
+        ws_per_message_deflate=settings.ws_compression,
         ws_ping_interval=settings.ws_keepalive_interval,
         ws_ping_timeout=settings.ws_keepalive_interval,
         timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout)),

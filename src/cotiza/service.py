@@ -21,13 +21,14 @@ from cotiza.health import (
     grade,
     timed_check,
 )
-from cotiza.hub import CLOSE_GOING_AWAY, Hub
 from cotiza.ratio_engine import RatioEngine
 from cotiza.ratios import DEFAULT_PAIRS
 from cotiza.settings import Settings
 from cotiza.storage.database import Database
 from cotiza.storage.repository import Repository
 from cotiza.storage.writer import Writer
+from cotiza.ws.frames import CLOSE_GOING_AWAY
+from cotiza.ws.hub import Hub
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from cotiza.api.deps import ServicesDep, TokenDep
-from cotiza.hub import CLOSE_SERVICE_RESTART
+from cotiza.ws.frames import CLOSE_SERVICE_RESTART
 
 router = APIRouter(prefix="/cotizaciones", tags=["control"])
 
@@ -58,6 +58,6 @@ admin = APIRouter(prefix="/admin", tags=["control"])
 async def drain(services: ServicesDep, _: TokenDep) -> dict[str, Any]:
     """Close every WebSocket client with 1012 before a planned restart; refuse new ones."""
     services.draining = True
-    services.hub.accepting = False
+    services.hub.stop_accepting()
     closed = await services.hub.close_all(CLOSE_SERVICE_RESTART, "Service restart")
     return {"status": "success", "closed": closed}

@@ -100,7 +100,7 @@ async def websocket_status(services: ServicesDep) -> dict[str, Any]:
     hub = services.hub
     return {
         **hub.status(),
-        "connections": [c.info() for c in hub.connections.values()],
+        "connections": hub.describe_connections(),
         "stats": {
             "accepted": hub.stats.accepted,
             "rejected": hub.stats.rejected,

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from cotiza.api.deps import ServicesDep, TokenDep
 from cotiza.errors import InvalidRequestError, NotFoundError
 from cotiza.models import RatioPair, short_symbol
+from cotiza.ws.frames import DashboardTable
 
 router = APIRouter(prefix="/api/ratios", tags=["ratios"])
 
@@ -153,5 +154,5 @@ async def history(
 
 
 @router.get("/dashboard")
-async def dashboard(services: ServicesDep) -> dict[str, Any]:
+async def dashboard(services: ServicesDep) -> DashboardTable:
     return await services.dashboard_query()
