@@ -357,8 +357,3 @@ OutboundFrame = (
 def encode(frame: OutboundFrame) -> Wire:
     """Serialise ``frame`` once (orjson) for every connection that will receive it."""
     return Wire(orjson.dumps(frame))
-
-
-def dumps(frame: OutboundFrame) -> str:
-    """``frame`` as JSON text."""
-    return orjson.dumps(frame).decode()

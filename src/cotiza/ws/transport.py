@@ -45,6 +45,7 @@ TRANSPORT_SCOPE_KEY = "cotiza.transport"
 SEND_SCOPE_KEY = "cotiza.send"
 
 BACKLOG_EVERY = 16  # direct writes between two looks at the kernel's queue
+_OPEN = WsState.OPEN
 
 # What receiving or sending raises when the peer is gone: a reset or broken pipe
 # (OSError, uvicorn's ClientDisconnected among them) or a disconnect the framework saw.
@@ -179,10 +180,11 @@ class DirectSocket(ClientSocket):
     """
 
     path = WritePath.DIRECT
-    __slots__ = ("_protocol", "_writes")
+    __slots__ = ("_out", "_protocol", "_writes")
 
     def __init__(self, transport: ServerTransport, protocol: _SansIOProtocol, limit: int) -> None:
         super().__init__(transport, limit)
+        self._out = transport  # the same transport, known to be there
         self._protocol = protocol
         self._writes = 0
 
@@ -190,8 +192,7 @@ class DirectSocket(ClientSocket):
         """The kernel backlog is asked every ``BACKLOG_EVERY`` writes (a system call each
         time), so a stalled peer overshoots the limit by a few frames at most before its
         frames start waiting in its outbox."""
-        transport = cast(ServerTransport, self._transport)
-        if transport.get_write_buffer_size():
+        if self._out.get_write_buffer_size():
             return False
         self._writes += 1
         if self._writes % BACKLOG_EVERY == 0 and self.backlog() > self.limit:
@@ -200,10 +201,8 @@ class DirectSocket(ClientSocket):
 
     def write_nowait(self, wire: Wire) -> bool:
         protocol = self._protocol
-        transport = cast(ServerTransport, self._transport)
-        if protocol.close_sent or protocol.conn.state is not WsState.OPEN:
-            return False
-        if transport.is_closing():
+        transport = self._out
+        if protocol.close_sent or protocol.conn.state is not _OPEN or transport.is_closing():
             return False
         transport.write(wire.frame)
         return True
