@@ -48,7 +48,8 @@ async def _no_app(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 def protocol_for(impl: str) -> object:
-    """A fresh instance of uvicorn's WebSocket protocol class for ``impl``."""
+    """A fresh instance of uvicorn's WebSocket protocol class for ``impl`` (it needs the
+    running event loop, so the tests that make one are coroutines)."""
     config = Config(_no_app, ws=impl, ws_per_message_deflate=False)
     config.load()
     assert config.ws_protocol_class is not None
@@ -56,7 +57,7 @@ def protocol_for(impl: str) -> object:
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-def test_uvicorn_send_is_a_method_of_a_protocol_holding_the_transport(impl: str) -> None:
+async def test_uvicorn_send_is_a_method_of_a_protocol_holding_the_transport(impl: str) -> None:
     """``send.__self__`` is the protocol object and it has a ``transport`` attribute."""
     protocol = protocol_for(impl)
     send = getattr(protocol, "send", None)
@@ -70,7 +71,7 @@ def test_uvicorn_send_is_a_method_of_a_protocol_holding_the_transport(impl: str)
     )
 
 
-def test_sansio_protocol_exposes_conn_and_close_sent() -> None:
+async def test_sansio_protocol_exposes_conn_and_close_sent() -> None:
     """websockets-sansio keeps a websockets ServerProtocol in ``.conn`` and ``.close_sent``."""
     protocol = protocol_for("websockets-sansio")
     conn = getattr(protocol, "conn", None)
@@ -92,7 +93,7 @@ def test_sansio_protocol_exposes_conn_and_close_sent() -> None:
     )
 
 
-def test_wsproto_protocol_keeps_its_connection_elsewhere() -> None:
+async def test_wsproto_protocol_keeps_its_connection_elsewhere() -> None:
     """Under wsproto ``.conn`` is no websockets ServerProtocol, so frames take the ASGI path."""
     conn = getattr(protocol_for("wsproto"), "conn", None)
     assert not isinstance(conn, ServerProtocol), (
