@@ -49,27 +49,21 @@ async def writes_by_path(live: LiveService) -> dict[str, float]:
     return {path: float(value) for path, value in found}
 
 
-async def test_start_up_logs_the_write_path(
+async def test_the_write_path_is_logged_taken_and_counted(
     make_settings: Callable[..., Settings],
     ws_variant: WsVariant,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Start-up logs once which write path the configured uvicorn implementation gives."""
+    """Start-up logs the configured write path once; a client's frames all take it and
+    /metrics counts them under it."""
     caplog.set_level(logging.INFO, logger="cotiza.server")
-    async with live_service(make_settings()):
-        lines = [r.getMessage() for r in caplog.records if r.name == "cotiza.server"]
-    paths = [line for line in lines if line.startswith("WebSocket write path: ")]
-    assert paths == [f"WebSocket write path: {START_LOG[ws_variant.id]}"]
-
-
-async def test_frames_take_the_configured_path_and_are_counted(
-    service: LiveService, ws_variant: WsVariant
-) -> None:
-    """A client's frames all go through its path, and /metrics counts them under that path."""
     expected = ws_variant.write_path()
     other = "asgi" if expected == "direct" else "direct"
-    async with ws_client(service) as ws:
-        [conn] = service.services.hub.connections.values()
+    async with live_service(make_settings()) as live, ws_client(live) as ws:
+        lines = [r.getMessage() for r in caplog.records if r.name == "cotiza.server"]
+        paths = [line for line in lines if line.startswith("WebSocket write path: ")]
+        assert paths == [f"WebSocket write path: {START_LOG[ws_variant.id]}"]
+        [conn] = live.services.hub.connections.values()
         assert conn.write_path.value == expected
         socket_type = DirectSocket if expected == "direct" else AsgiSocket
         assert isinstance(conn._socket, socket_type)
@@ -77,13 +71,12 @@ async def test_frames_take_the_configured_path_and_are_counted(
         assert (await recv_json(ws))["type"] == "subscribed"
         for _ in range(10):
             await recv_until(ws, lambda m: m["type"] == "tick")
-        async with service.http() as http:
+        async with live.http() as http:
             listed = (await http.get("/cotizaciones/websocket_status")).json()["connections"]
         assert [c["write_path"] for c in listed] == [expected]
-        writes = await writes_by_path(service)
+        writes = await writes_by_path(live)
     assert writes[expected] >= 12  # connection, subscribed and at least ten ticks
     assert writes[other] == 0
-    assert service.services.hub.stats.messages_sent == writes[expected]
 
 
 async def test_the_path_is_chosen_per_connection(tmp_path: Path) -> None:
