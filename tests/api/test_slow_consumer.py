@@ -147,6 +147,9 @@ async def test_stalled_clients_are_closed_and_others_keep_flowing(
                 assert received > 500
                 assert worst_gap < 0.5, f"the reader stalled for {worst_gap:.3f} s"
                 assert await wait_until(lambda: len(hub.connections) == 1, 5.0)
+                # Read through to the reply, so no unread backlog delays the closing handshake.
+                await ws.send(json.dumps({"type": "unsubscribe", "instruments": symbols}))
+                await recv_until(ws, lambda m: m["type"] == "unsubscribed")
             for sock in stalled:
                 assert await asyncio.to_thread(server_side_closed, sock, 5.0)
         finally:

@@ -67,15 +67,19 @@ async def test_the_write_path_is_logged_taken_and_counted(
         assert conn.write_path.value == expected
         socket_type = DirectSocket if expected == "direct" else AsgiSocket
         assert isinstance(conn._socket, socket_type)
-        await send_json(ws, {"type": "subscribe", "instruments": [AL30]})
+        symbols = live.services.feed.instruments
+        await send_json(ws, {"type": "subscribe", "instruments": symbols})
         assert (await recv_json(ws))["type"] == "subscribed"
         for _ in range(10):
             await recv_until(ws, lambda m: m["type"] == "tick")
+        # Read up to the reply, so no unread backlog delays the client's closing handshake.
+        await send_json(ws, {"type": "unsubscribe", "instruments": symbols})
+        await recv_until(ws, lambda m: m["type"] == "unsubscribed")
         async with live.http() as http:
             listed = (await http.get("/cotizaciones/websocket_status")).json()["connections"]
         assert [c["write_path"] for c in listed] == [expected]
         writes = await writes_by_path(live)
-    assert writes[expected] >= 12  # connection, subscribed and at least ten ticks
+    assert writes[expected] >= 13  # connection, subscribed, ten ticks or more, unsubscribed
     assert writes[other] == 0
 
 
