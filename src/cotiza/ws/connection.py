@@ -50,7 +50,6 @@ class WsStats:
     messages_dropped: int = 0
     slow_consumers: int = 0
     send_errors: int = 0
-    handler_errors: int = 0
 
     @property
     def messages_sent(self) -> int:
