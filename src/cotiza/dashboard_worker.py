@@ -13,10 +13,13 @@ from typing_extensions import TypedDict
 
 from cotiza.calendar import MarketCalendar
 from cotiza.dashboard import DashboardRowData, build_dashboard_rows, dashboard_windows
-from cotiza.hub import Connection, Hub, dumps
 from cotiza.settings import Settings
 from cotiza.storage.repository import Repository
 from cotiza.tasks import cancel_and_wait
+from cotiza.ws import frames
+from cotiza.ws.connection import Connection
+from cotiza.ws.frames import DashboardTable, Wire, encode
+from cotiza.ws.hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,7 @@ class DashboardQuery:
         self.calendar = calendar
         self.field = field
 
-    async def __call__(self, now: float | None = None) -> DashboardResult:
+    async def __call__(self, now: float | None = None) -> DashboardTable:
         """The table at ``now`` (default: the wall clock, read once for every window)."""
         started = time.perf_counter()
         now = time.time() if now is None else now
@@ -93,7 +96,7 @@ class DashboardWorker:
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._lock = asyncio.Lock()
-        self.cached: str | None = None
+        self.cached: Wire | None = None  # the last dashboard_data, serialised
         self.cached_at: float | None = None
         self.runs = 0
         self.starts = 0
@@ -106,24 +109,21 @@ class DashboardWorker:
 
     @property
     def subscribers(self) -> int:
-        return len(self.hub.dashboard)
+        return self.hub.dashboard_subscribers
 
     async def subscribe(self, conn: Connection) -> bool:
         """Add a subscriber; False when ``DASHBOARD_MAX_SUBSCRIBERS`` is reached."""
-        if conn.dashboard:
+        if self.hub.follows_dashboard(conn):
             return True
         if self.subscribers >= self.settings.dashboard_max_subscribers:
             return False
-        conn.dashboard = True
-        self.hub.dashboard.add(conn)
+        self.hub.subscribe_dashboard(conn)
         await self._ensure_running()
         return True
 
     async def unsubscribe(self, conn: Connection) -> None:
-        if conn.dashboard:
-            conn.dashboard = False
-            self.hub.dashboard.discard(conn)
-        if not self.hub.dashboard:
+        self.hub.unsubscribe_dashboard(conn)
+        if not self.hub.dashboard_subscribers:
             await self.stop()
 
     async def _ensure_running(self) -> None:
@@ -164,31 +164,25 @@ class DashboardWorker:
                 async with asyncio.timeout(interval):
                     await stop.wait()
 
-    async def refresh(self) -> str:
+    async def refresh(self) -> Wire:
         """Run the query once, cache and push the result (or a ``dashboard_error``)."""
         try:
-            result = await self.query()
+            table = await self.query()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self.errors += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
             log.exception("dashboard query failed")
-            payload = dumps(
-                {
-                    "type": "dashboard_error",
-                    "message": "dashboard query failed",
-                    "timestamp": time.time(),
-                }
-            )
-            self.hub.publish_dashboard(payload)
-            return payload
+            wire = encode(frames.dashboard_error())
+            self.hub.publish_dashboard(wire)
+            return wire
         self.runs += 1
-        payload = dumps({"type": "dashboard_data", **result, "timestamp": time.time()})
-        self.cached = payload
+        wire = encode(frames.dashboard_data(table))
+        self.cached = wire
         self.cached_at = time.time()
-        self.hub.publish_dashboard(payload)
-        return payload
+        self.hub.publish_dashboard(wire)
+        return wire
 
     def status(self) -> DashboardWorkerStatus:
         return {

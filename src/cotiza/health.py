@@ -26,12 +26,12 @@ if TYPE_CHECKING:
     from cotiza.calendar import MarketCalendar
     from cotiza.dashboard_worker import DashboardWorker
     from cotiza.feed_runner import FeedRunner
-    from cotiza.hub import Hub
     from cotiza.ratio_engine import RatioEngine
     from cotiza.settings import Settings
     from cotiza.storage.database import Database
     from cotiza.storage.writer import Writer
     from cotiza.vitals import LoopLagProbe, ProcessStats
+    from cotiza.ws.hub import Hub
 
 log = logging.getLogger(__name__)
 

@@ -35,6 +35,14 @@ class ServiceCollector(Collector):
         yield counter("websocket_accepted", "WebSocket connections accepted", hub.accepted)
         yield counter("websocket_rejected", "WebSocket connections rejected", hub.rejected)
         yield counter("websocket_messages_sent", "Frames sent to clients", hub.messages_sent)
+        writes = CounterMetricFamily(
+            "cotiza_websocket_writes",
+            "Frames written to clients, by write path (direct to the transport, or ASGI send)",
+            labels=["path"],
+        )
+        writes.add_metric(["direct"], hub.writes_direct)
+        writes.add_metric(["asgi"], hub.writes_asgi)
+        yield writes
         yield counter(
             "websocket_messages_coalesced",
             "Frames replaced by a newer value while a client was backed up",

@@ -5,19 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import Any
 
 from cotiza.cache import QuoteCache
 from cotiza.calendar import MarketCalendar
-from cotiza.hub import Hub
-from cotiza.models import Indicators, Quote, RatioPair, RatioSample, RatioValues
+from cotiza.models import Quote, RatioPair, RatioSample, RatioValues
 from cotiza.ratios import DEFAULT_PAIRS, RollingIndicators, compute_ratios
 from cotiza.settings import Settings
 from cotiza.storage.repository import Repository
 from cotiza.storage.writer import Writer
 from cotiza.tasks import cancel_and_wait
+from cotiza.ws import frames
+from cotiza.ws.frames import RatioFrame
+from cotiza.ws.hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -133,21 +134,9 @@ class RatioEngine:
             feed_down=self.feed_down(),
         )
 
-    def message(
-        self, pair: RatioPair, now: float, values: RatioValues, ind: Indicators
-    ) -> dict[str, Any]:
-        return {
-            "type": "ratio",
-            "pair_id": pair.id,
-            "par": pair.name,
-            "base": pair.base,
-            "quote": pair.quote,
-            "factor": pair.factor,
-            "client_id": pair.client_id,
-            "asof": now,
-            **asdict(values),
-            **asdict(ind),
-        }
+    def frame(self, pair: RatioPair, now: float, values: RatioValues) -> RatioFrame:
+        """The pair's ratio frame at ``now``: values plus indicators peeked from its window."""
+        return frames.ratio(pair, now, values, self._windows[pair.id].peek(values))
 
     def _refresh(self, pair_ids: set[int]) -> None:
         now = time.time()
@@ -157,8 +146,7 @@ class RatioEngine:
             if pair is None or window is None:
                 continue
             values = self.compute(pair, now)
-            message = self.message(pair, now, values, window.peek(values))
-            self.hub.publish_ratio(pair_id, message)
+            self.hub.publish_ratio(frames.ratio(pair, now, values, window.peek(values)))
             self.publishes += 1
 
     async def _publish_loop(self) -> None:
@@ -227,20 +215,16 @@ class RatioEngine:
             self.sampling_paused = paused
             log.info("ratio sampling %s", "paused: the feed is not live" if paused else "resumed")
 
-    def snapshot(self) -> list[dict[str, Any]]:
+    def snapshot(self) -> list[RatioFrame]:
         """The ratio message of every active pair, computed now from the cached quotes.
 
         Never the last pushed message: pushes happen only on ticks, so once the feed goes
         quiet that message would keep numbers whose quotes have since gone stale.
         """
         now = time.time()
-        out = []
-        for pair_id, pair in self.pairs.items():
-            values = self.compute(pair, now)
-            out.append(self.message(pair, now, values, self._windows[pair_id].peek(values)))
-        return out
+        return [self.frame(pair, now, self.compute(pair, now)) for pair in self.pairs.values()]
 
-    def resolve(self, specs: list[Any]) -> tuple[list[int], list[str]]:
+    def resolve(self, specs: Sequence[object]) -> tuple[list[int], list[str]]:
         """Map pair specs (ids, "AL30-AL30D" names or "BASE/QUOTE") to ids; return unknowns."""
         found: list[int] = []
         unknown: list[str] = []

@@ -21,6 +21,7 @@ from cotiza.logs import configure_logging
 from cotiza.sdnotify import Watchdog
 from cotiza.settings import Settings
 from cotiza.stackdump import stack_dumps_on_signal
+from cotiza.ws.transport import describe_write_path, forget_exit_signals
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,11 @@ class WebSocketOptions:
 
 def websocket_options(settings: Settings) -> WebSocketOptions:
     return WebSocketOptions(
-        implementation="auto",
+        implementation=settings.ws_impl.value,
         max_size=settings.ws_max_frame_bytes,
         ping_interval=settings.ws_keepalive_interval,
         ping_timeout=settings.ws_keepalive_interval,
-        per_message_deflate=False,
+        per_message_deflate=settings.ws_compression,
     )
 
 
@@ -100,13 +101,16 @@ class Server(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
-        # uvicorn re-raises the signal after a graceful shutdown, so the process dies
-        # "killed by SIGTERM". A requested, completed shutdown is a success: exit 0.
-        self._captured_signals.clear()
+        forget_exit_signals(self)  # a requested, completed shutdown exits 0
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
+            config = self.config
+            log.info(
+                "WebSocket write path: %s",
+                describe_write_path(str(config.ws), config.ws_per_message_deflate),
+            )
             self.watchdog.start()  # systemd READY=1 and WATCHDOG=1 pings, when under systemd
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:

@@ -19,7 +19,6 @@ from cotiza.calendar import MarketCalendar
 from cotiza.dashboard_worker import DashboardQuery, DashboardWorker
 from cotiza.feed_runner import FeedRunner
 from cotiza.health import HealthAssessor
-from cotiza.hub import CLOSE_GOING_AWAY, CLOSE_SERVICE_RESTART, Hub
 from cotiza.ratio_engine import RatioEngine
 from cotiza.settings import Settings
 from cotiza.storage.database import Database
@@ -27,6 +26,8 @@ from cotiza.storage.demo import backfill_demo
 from cotiza.storage.repository import Repository
 from cotiza.storage.writer import Writer
 from cotiza.vitals import LoopLagProbe, ProcessStats
+from cotiza.ws.frames import CLOSE_GOING_AWAY, CLOSE_SERVICE_RESTART
+from cotiza.ws.hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class Services:
         Readiness fails from now on. Returns how many clients were closed.
         """
         self._draining = True
-        self.hub.accepting = False
+        self.hub.stop_accepting()
         return await self.hub.close_all(CLOSE_SERVICE_RESTART, "Service restart")
 
     async def close_clients(self) -> int:
@@ -72,7 +73,7 @@ class Services:
         Bounded by half of ``SHUTDOWN_TIMEOUT``; the rest is left for the components.
         Idempotent. Returns how many clients were asked to close.
         """
-        self.hub.accepting = False
+        self.hub.stop_accepting()
         count = len(self.hub.connections)
         try:
             async with asyncio.timeout(self.settings.shutdown_timeout / 2):

@@ -37,6 +37,13 @@ class LogFormat(StrEnum):
     JSON = "json"
 
 
+class WsImpl(StrEnum):
+    """uvicorn's WebSocket implementations cotiza runs under (its ``ws=`` option)."""
+
+    WEBSOCKETS_SANSIO = "websockets-sansio"
+    WSPROTO = "wsproto"
+
+
 class RatioField(StrEnum):
     MID = "mid_ratio"
     LAST = "last_ratio"
@@ -151,6 +158,8 @@ class Settings(BaseSettings):
     ws_rate_limit: float = Field(20.0, gt=0)
     ws_rate_burst: int = Field(40, ge=1)
     ws_keepalive_interval: float = Field(30.0, gt=0)
+    ws_impl: WsImpl = WsImpl.WEBSOCKETS_SANSIO
+    ws_compression: bool = False  # permessage-deflate, for clients that offer it
 
     # Lifecycle.
     shutdown_timeout: float = Field(10.0, gt=0)

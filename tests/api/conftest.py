@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from live import LiveService, fast_settings, live_service
+from live import WS_VARIANTS, LiveService, WsVariant, fast_settings, live_service
 
 from cotiza.settings import Settings
 
@@ -18,6 +18,13 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
         return fast_settings(tmp_path, **overrides)
 
     return build
+
+
+@pytest.fixture(params=WS_VARIANTS, ids=lambda variant: variant.id)
+def ws_variant(request: pytest.FixtureRequest) -> WsVariant:
+    """Each uvicorn WebSocket implementation, with compression off and on."""
+    variant: WsVariant = request.param
+    return variant
 
 
 @pytest.fixture

@@ -80,6 +80,39 @@ FAST = {
 }
 
 
+@dataclass(frozen=True)
+class WsVariant:
+    """One uvicorn WebSocket configuration the protocol must hold under."""
+
+    impl: str
+    compression: bool
+
+    @property
+    def id(self) -> str:
+        name = "sansio" if self.impl == "websockets-sansio" else self.impl
+        return f"{name}-deflate" if self.compression else name
+
+    def settings(self) -> dict[str, Any]:
+        return {"ws_impl": self.impl, "ws_compression": self.compression}
+
+    def env(self) -> dict[str, str]:
+        return {"WS_IMPL": self.impl, "WS_COMPRESSION": str(self.compression).lower()}
+
+    def write_path(self, client_offers_deflate: bool = True) -> str:
+        """The write path a connection takes: direct only under websockets-sansio when no
+        compression is negotiated."""
+        negotiated = self.compression and client_offers_deflate
+        return "direct" if self.impl == "websockets-sansio" and not negotiated else "asgi"
+
+
+WS_VARIANTS = [
+    WsVariant("websockets-sansio", False),
+    WsVariant("websockets-sansio", True),
+    WsVariant("wsproto", False),
+    WsVariant("wsproto", True),
+]
+
+
 @dataclass
 class LiveService:
     server: Server
@@ -220,6 +253,15 @@ def fast_settings(tmp_path: Path, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)
+
+
+def variant_settings(tmp_path: Path, variant: WsVariant) -> Callable[..., Settings]:
+    """A ``make_settings`` whose services run under ``variant``."""
+
+    def build(**overrides: Any) -> Settings:
+        return fast_settings(tmp_path, **{**variant.settings(), **overrides})
+
+    return build
 
 
 def free_port() -> int:

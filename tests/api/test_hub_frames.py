@@ -11,7 +11,8 @@ from websockets.frames import Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from cotiza.hub import text_frame
+from cotiza.ws.frames import text_frame
+from cotiza.ws.transport import WritePath
 
 
 @pytest.mark.parametrize("size", [0, 125, 126, 65_535, 65_536, 200_000])
@@ -29,7 +30,7 @@ async def test_live_connections_use_direct_writes(service: LiveService) -> None:
     """Under uvicorn the fast path is active, and a large reply still arrives intact."""
     async with ws_client(service) as ws:
         conn = next(iter(service.services.hub.connections.values()))
-        assert conn._can_write_directly()
+        assert conn.write_path is WritePath.DIRECT
         symbols = service.services.feed.instruments
         await ws.send(json.dumps({"type": "subscribe", "instruments": symbols}))
         reply = await recv_until(ws, lambda m: m["type"] == "subscribed")

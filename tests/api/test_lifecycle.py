@@ -129,6 +129,8 @@ def test_entry_points_start_and_stop_cleanly(tmp_path: Path, command: list[str])
         ("DATABASE_URL", "mysql://x"),
         ("FEED", "telepathy"),
         ("MARKET_HOURS", "17:00-11:00"),
+        ("WS_IMPL", "websockets-legacy"),
+        ("WS_COMPRESSION", "sometimes"),
     ],
 )
 def test_invalid_configuration_stops_with_one_line(

@@ -45,6 +45,7 @@ CONNECTION = {
     "remote",
     "state",
     "connected_at",
+    "write_path",
     "instruments",
     "ratio_pairs",
     "dashboard",

@@ -1,4 +1,9 @@
-"""Slow consumers: stalled clients are cut off and never delay the others."""
+"""Slow consumers: stalled clients are cut off and never delay the others.
+
+Every test runs under each uvicorn WebSocket implementation, with compression off and on;
+with compression on, the stalled clients offer permessage-deflate too, so the bound is
+proven on the ASGI write path as well as the direct one.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +16,19 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from live import (
     LiveService,
+    WsVariant,
     free_port,
     live_service,
     recv_until,
     service_env,
+    variant_settings,
     wait_healthy,
     ws_client,
 )
@@ -43,8 +52,14 @@ def masked_text_frame(text: str) -> bytes:
     return header + mask + body
 
 
-def stalled_client(port: int, symbols: list[str]) -> socket.socket:
-    """Handshake, subscribe to ``symbols`` and then never read again."""
+@pytest.fixture
+def make_settings(tmp_path: Path, ws_variant: WsVariant) -> Callable[..., Settings]:
+    """Settings for this module's services: each under every WebSocket variant."""
+    return variant_settings(tmp_path, ws_variant)
+
+
+def stalled_client(port: int, symbols: list[str], deflate: bool = False) -> socket.socket:
+    """Handshake (offering compression if ``deflate``), subscribe to ``symbols``, never read."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", port))
@@ -54,7 +69,9 @@ def stalled_client(port: int, symbols: list[str]) -> socket.socket:
             "GET /ws/cotizaciones HTTP/1.1\r\n"
             f"Host: 127.0.0.1:{port}\r\n"
             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            + ("Sec-WebSocket-Extensions: permessage-deflate\r\n" if deflate else "")
+            + "\r\n"
         ).encode()
     )
     response = b""
@@ -97,12 +114,17 @@ def fast_feed_settings(base: Settings) -> Settings:
     )
 
 
-async def test_stalled_clients_are_closed_and_others_keep_flowing(make_settings) -> None:
+async def test_stalled_clients_are_closed_and_others_keep_flowing(
+    make_settings, ws_variant: WsVariant
+) -> None:
     """Three stalled sockets are closed as slow consumers while a reader keeps getting ticks."""
     settings = fast_feed_settings(make_settings())
+    deflate = ws_variant.compression
     async with live_service(settings) as live:
         symbols = live.services.feed.instruments
-        stalled = [await asyncio.to_thread(stalled_client, live.port, symbols) for _ in range(3)]
+        stalled = [
+            await asyncio.to_thread(stalled_client, live.port, symbols, deflate) for _ in range(3)
+        ]
         try:
             async with ws_client(live) as ws:
                 await ws.send(json.dumps({"type": "subscribe", "instruments": symbols}))
@@ -125,6 +147,9 @@ async def test_stalled_clients_are_closed_and_others_keep_flowing(make_settings)
                 assert received > 500
                 assert worst_gap < 0.5, f"the reader stalled for {worst_gap:.3f} s"
                 assert await wait_until(lambda: len(hub.connections) == 1, 5.0)
+                # Read through to the reply, so no unread backlog delays the closing handshake.
+                await ws.send(json.dumps({"type": "unsubscribe", "instruments": symbols}))
+                await recv_until(ws, lambda m: m["type"] == "unsubscribed")
             for sock in stalled:
                 assert await asyncio.to_thread(server_side_closed, sock, 5.0)
         finally:
@@ -143,11 +168,17 @@ async def test_reader_that_keeps_up_is_not_cut_off(service: LiveService) -> None
     assert service.services.hub.stats.slow_consumers == 0
 
 
-def test_stalled_client_is_reset_by_the_production_server(tmp_path: Path) -> None:
+def test_stalled_client_is_reset_by_the_production_server(
+    tmp_path: Path, ws_variant: WsVariant
+) -> None:
     """Under ``python3 main.py`` (uvloop) a stalled reader is judged slow and its socket reset."""
     port = free_port()
     env = service_env(
-        tmp_path, SIM_TICKS_PER_SECOND="2000", WEBSOCKET_TIMEOUT="1", STORE_TICKS="false"
+        tmp_path,
+        SIM_TICKS_PER_SECOND="2000",
+        WEBSOCKET_TIMEOUT="1",
+        STORE_TICKS="false",
+        **ws_variant.env(),
     )
     with (tmp_path / "service.log").open("wb") as log_file:
         proc = subprocess.Popen(
@@ -163,7 +194,7 @@ def test_stalled_client_is_reset_by_the_production_server(tmp_path: Path) -> Non
             symbols = httpx.get(f"http://127.0.0.1:{port}/cotizaciones/status").json()[
                 "instruments"
             ]
-            sock = stalled_client(port, symbols)
+            sock = stalled_client(port, symbols, ws_variant.compression)
             try:
                 deadline = time.monotonic() + 20
                 while httpx.get(status_url).json()["stats"]["slow_consumers"] < 1:

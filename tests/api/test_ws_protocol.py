@@ -1,10 +1,15 @@
-"""The WebSocket protocol of contract section 4, row by row, against a real server."""
+"""The WebSocket protocol of contract section 4, row by row, against a real server.
+
+Every test runs under each uvicorn WebSocket implementation (websockets-sansio, wsproto),
+with compression off and on, so both write paths (direct and ASGI) are exercised.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,12 +20,14 @@ from live import (
     RATIO_FIELDS,
     TICK_FIELDS,
     LiveService,
+    WsVariant,
     closed_by_server,
     collect,
     live_service,
     recv_json,
     recv_until,
     send_json,
+    variant_settings,
     wait_for,
     ws_client,
 )
@@ -33,6 +40,12 @@ AL30 = "MERV - XMEV - AL30 - 24hs"
 AL30D = "MERV - XMEV - AL30D - 24hs"
 DIC26 = "DLR/DIC26"
 TOKEN = "s3cret-token-value"
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, ws_variant: WsVariant) -> Callable[..., Settings]:
+    """Settings for this module's services: each under every WebSocket variant."""
+    return variant_settings(tmp_path, ws_variant)
 
 
 @pytest.fixture

@@ -26,10 +26,10 @@ from cotiza.errors import (
     NotFoundError,
     StorageError,
 )
-from cotiza.hub import TransportMiddleware
 from cotiza.metrics import render_metrics
 from cotiza.service import Services, run_services
 from cotiza.settings import Settings
+from cotiza.ws.transport import TransportMiddleware
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,10 @@ from typing_extensions import TypedDict
 from cotiza.dashboard_worker import DashboardWorkerStatus
 from cotiza.feed_runner import FeedStatus
 from cotiza.health import CheckItem
-from cotiza.models import PairRecord, SampleRow, TickPayload
+from cotiza.models import PairRecord, TickPayload
 from cotiza.monitor.ledger import MonitorSummary
+from cotiza.ws.frames import HubStatus, RatioFrame
+from cotiza.ws.hub import ConnectionInfo
 
 # --- errors -------------------------------------------------------------------------
 
@@ -94,13 +96,6 @@ class DetailedHealth(TypedDict):
     monitor: NotRequired[MonitorSummary]
 
 
-class HubStatus(TypedDict):
-    active_connections: int
-    max_connections: int
-    dashboard_subscribers: int
-    subscribed_symbols: int
-
-
 class ServiceStatus(FeedStatus):
     """``/cotizaciones/status``: the feed's status plus workers, connections and times."""
 
@@ -113,22 +108,6 @@ class ServiceStatus(FeedStatus):
     service_started_at: float
     service_uptime: float
     timestamp: float
-
-
-class ConnectionInfo(TypedDict):
-    id: int
-    path: str
-    remote: str
-    state: str
-    connected_at: float
-    instruments: list[str]
-    ratio_pairs: Literal["all"] | list[int]
-    dashboard: bool
-    pending: int
-    backlog_bytes: int
-    sent: int
-    received: int
-    coalesced: int
 
 
 class HubCounters(TypedDict):
@@ -187,20 +166,9 @@ class PairList(TypedDict):
     pairs: list[PairView]
 
 
-class RatioMessage(SampleRow):
-    """A pair's live ratios and indicators, as pushed over WebSocket (``type: ratio``)."""
-
-    type: Literal["ratio"]
-    par: str
-    base: str
-    quote: str
-    factor: float
-    client_id: str
-
-
 class RatioList(TypedDict):
     count: int
-    data: list[RatioMessage]
+    data: list[RatioFrame]
     timestamp: float
 
 

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import cast
 
 from fastapi import APIRouter, Response
 
 from cotiza.api.deps import ServicesDep
 from cotiza.api.schemas import (
     BasicHealth,
-    ConnectionInfo,
     DetailedHealth,
     HealthJSONResponse,
     HealthReport,
-    HubStatus,
     ServiceStatus,
     WebSocketStatus,
 )
@@ -110,7 +107,7 @@ async def status(services: ServicesDep) -> ServiceStatus:
         **services.feed.status(now),
         "workers": services.health.worker_states(),
         "dashboard": services.dashboard.status(),
-        "connections": cast(HubStatus, services.hub.status()),
+        "connections": services.hub.status(),
         "cached_symbols": len(services.cache.symbols()),
         "market_open": services.calendar.is_open(now),
         "market_tz": services.settings.market_tz,
@@ -125,8 +122,8 @@ async def websocket_status(services: ServicesDep) -> WebSocketStatus:
     """Connection counts, every connection's subscriptions and traffic, and hub counters."""
     hub = services.hub
     return {
-        **cast(HubStatus, hub.status()),
-        "connections": [cast(ConnectionInfo, c.info()) for c in hub.connections.values()],
+        **hub.status(),
+        "connections": hub.describe_connections(),
         "stats": {
             "accepted": hub.stats.accepted,
             "rejected": hub.stats.rejected,

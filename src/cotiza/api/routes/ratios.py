@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from typing import Annotated, cast
+from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
@@ -16,12 +16,11 @@ from cotiza.api.schemas import (
     PairView,
     RatioHistory,
     RatioList,
-    RatioMessage,
     error_responses,
 )
-from cotiza.dashboard_worker import DashboardResult
 from cotiza.errors import InvalidRequestError, NotFoundError
 from cotiza.models import RatioPair, short_symbol
+from cotiza.ws.frames import DashboardTable
 
 router = APIRouter(prefix="/api/ratios", tags=["ratios"])
 
@@ -98,7 +97,7 @@ async def delete_pair(pair_id: int, services: ServicesDep, _: TokenDep) -> None:
 async def latest_ratios(services: ServicesDep) -> RatioList:
     """The live ratios and indicators of every active pair, computed now."""
     # RatioEngine.message builds each item; it is typed where the WebSocket frames are.
-    data = cast(list[RatioMessage], services.ratios.snapshot())
+    data = services.ratios.snapshot()
     return {"count": len(data), "data": data, "timestamp": time.time()}
 
 
@@ -179,6 +178,6 @@ async def history(
 
 
 @router.get("/dashboard", responses=error_responses(503))
-async def dashboard(services: ServicesDep) -> DashboardResult:
+async def dashboard(services: ServicesDep) -> DashboardTable:
     """The dashboard table of contract section 5, one row per active pair."""
     return await services.dashboard_query()
