@@ -460,6 +460,7 @@ class Hub:
         self.by_pair: dict[int, set[Connection]] = {}
         self.ratio_all: set[Connection] = set()
         self.dashboard: set[Connection] = set()
+        self.alerts: set[Connection] = set()  # clients that sent subscribe_alerts
         self.stats = HubStats()
         self.counter = itertools.count()
         self._ids = itertools.count(1)
@@ -517,6 +518,7 @@ class Hub:
             self._discard(self.by_pair, pair_id, conn)
         self.ratio_all.discard(conn)
         self.dashboard.discard(conn)
+        self.alerts.discard(conn)
         conn.pending.clear()
         if conn.state is ConnectionState.OPEN:
             conn.state = ConnectionState.CLOSED
@@ -581,6 +583,19 @@ class Hub:
             for conn in members:
                 if not conn.ratio_all:
                     conn.enqueue(key, payload, frame)
+
+    def publish_alert(self, message: dict[str, Any]) -> int:
+        """Send an ``alert`` frame to every alert subscriber; returns how many got it queued.
+
+        Alerts are events, not states: each gets its own key, so none is ever coalesced.
+        """
+        if not self.alerts:
+            return 0
+        payload = dumps(message)
+        frame = text_frame(payload.encode())
+        for conn in self.alerts:
+            conn.enqueue(next(self.counter), payload, frame)
+        return sum(1 for conn in self.alerts if conn.state is ConnectionState.OPEN)
 
     def publish_dashboard(self, payload: str) -> None:
         frame = text_frame(payload.encode())

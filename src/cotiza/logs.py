@@ -12,16 +12,31 @@ from typing import Any
 from cotiza.settings import LogFormat
 
 _SECRET_QUERY = re.compile(r"((?:token|password)=)[^&\s\"']+", re.IGNORECASE)
+# A Telegram Bot API token, wherever it appears: in request URLs (``/bot<token>/getUpdates``,
+# logged by httpx and python-telegram-bot) and in that library's error messages. Settings
+# only accept tokens of this shape, so the configured token is always covered.
+_TELEGRAM_TOKEN = re.compile(r"(?<!\d)\d{3,}:[A-Za-z0-9_-]{20,}")
+
+
+def redact(text: str) -> str:
+    """``text`` with query-string secrets and Telegram bot tokens masked."""
+    return _TELEGRAM_TOKEN.sub("***", _SECRET_QUERY.sub(r"\1***", text))
 
 
 class RedactSecrets(logging.Filter):
-    """Masks ``?token=`` style secrets, e.g. in uvicorn's "WebSocket /ws?token=..." lines."""
+    """Masks secrets in log lines: ``?token=`` style secrets (uvicorn's "WebSocket
+    /ws?token=..." lines) and Telegram bot tokens (``/bot<token>/...`` URLs), in the message
+    and in the formatted traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = _SECRET_QUERY.sub(r"\1***", message)
+        redacted = redact(message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            # Exception messages can carry the token too (python-telegram-bot's InvalidToken
+            # does); formatters reuse ``exc_text`` once it is set.
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True
 
 
@@ -35,7 +50,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         if record.exc_info:
-            item["exc_info"] = self.formatException(record.exc_info)
+            item["exc_info"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(item, ensure_ascii=False)
 
 
@@ -54,3 +69,8 @@ def configure_logging(level: str, fmt: LogFormat) -> None:
         logger.handlers[:] = []
         logger.propagate = True
     logging.getLogger("uvicorn.access").setLevel(max(logging.WARNING, root.level))
+    # httpx logs every request at INFO: the Telegram long poll alone would add a line every
+    # few seconds. Still shown at DEBUG (the request URLs are redacted above).
+    logging.getLogger("httpx").setLevel(
+        logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
+    )

@@ -22,6 +22,9 @@ from cotiza.storage.writer import Writer
 
 log = logging.getLogger(__name__)
 
+# Called with (pair, message) for every live ratio message published; must not block.
+RatioListener = Callable[[RatioPair, dict[str, Any]], None]
+
 
 class RatioEngine:
     """Keeps every active pair's latest ratios and rolling indicators.
@@ -59,6 +62,7 @@ class RatioEngine:
         self.samples_taken = 0
         self.publishes = 0
         self.last_sample_at: float | None = None
+        self._listeners: list[RatioListener] = []
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -114,6 +118,15 @@ class RatioEngine:
         self._dirty.update(self.pairs)
         self._dirty_event.set()
 
+    def add_listener(self, listener: RatioListener) -> None:
+        """Also hand every published ratio message to ``listener`` (e.g. market alerts)."""
+        if listener not in self._listeners:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: RatioListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     # -- live ratios ---------------------------------------------------------------
 
     def on_tick(self, quote: Quote) -> None:
@@ -165,6 +178,8 @@ class RatioEngine:
             message = self.message(pair, now, values, window.peek(values))
             self.hub.publish_ratio(pair_id, message)
             self.publishes += 1
+            for listener in self._listeners:
+                listener(pair, message)
 
     async def _publish_loop(self) -> None:
         interval = self.settings.ratio_publish_interval
@@ -211,6 +226,16 @@ class RatioEngine:
                 self.last_sample_at = time.time()
             except Exception:
                 log.exception("ratio sampling failed; retrying next interval")
+
+    def current(self, pair_id: int) -> dict[str, Any] | None:
+        """The ratio message of one active pair, computed now; None for an unknown pair."""
+        pair = self.pairs.get(pair_id)
+        window = self._windows.get(pair_id)
+        if pair is None or window is None:
+            return None
+        now = time.time()
+        values = self.compute(pair, now)
+        return self.message(pair, now, values, window.peek(values))
 
     def snapshot(self) -> list[dict[str, Any]]:
         """The ratio message of every active pair, computed now from the cached quotes.

@@ -8,6 +8,8 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from cotiza.alerts.delivery import WebhookSender
+from cotiza.alerts.engine import AlertEngine
 from cotiza.cache import QuoteCache
 from cotiza.calendar import MarketCalendar
 from cotiza.dashboard_worker import DashboardQuery, DashboardWorker
@@ -25,9 +27,12 @@ from cotiza.hub import CLOSE_GOING_AWAY, Hub
 from cotiza.ratio_engine import RatioEngine
 from cotiza.ratios import DEFAULT_PAIRS
 from cotiza.settings import Settings
+from cotiza.storage.alerts import AlertStore
 from cotiza.storage.database import Database
 from cotiza.storage.repository import Repository
 from cotiza.storage.writer import Writer
+from cotiza.telegram.bot import TelegramBot
+from cotiza.telegram.commands import COMMANDS, BotCommands
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,9 @@ class Services:
     dashboard: DashboardWorker
     feed: FeedRunner
     lag: LoopLagProbe
+    alert_store: AlertStore
+    alerts: AlertEngine
+    bot: TelegramBot | None = None
     process: ProcessStats = field(default_factory=ProcessStats)
     started_at: float = field(default_factory=time.time)
     draining: bool = False
@@ -74,7 +82,10 @@ class Services:
             self._workers(),
             self._memory(),
             self._connections(),
+            self.alerts.check(),
         ]
+        if self.bot is not None:
+            checks.append(self.bot.check())
         return checks
 
     def _feed_state(self) -> Check:
@@ -211,6 +222,9 @@ async def run_services(settings: Settings) -> AsyncIterator[Services]:
         await lag.start()
         stack.push_async_callback(lag.stop)
 
+        alert_store = AlertStore(database)
+        alerts = AlertEngine(settings, alert_store, ratios, hub, WebhookSender(settings))
+
         stack.push_async_callback(feed.close)
         if settings.feed_autostart:
             await feed.start()
@@ -228,7 +242,18 @@ async def run_services(settings: Settings) -> AsyncIterator[Services]:
             dashboard=dashboard,
             feed=feed,
             lag=lag,
+            alert_store=alert_store,
+            alerts=alerts,
         )
+        if settings.telegram_enabled:
+            services.bot = TelegramBot(settings, BotCommands(services), COMMANDS)
+            alerts.telegram = services.bot.broadcast
+            await services.bot.start()
+            stack.push_async_callback(services.bot.stop)
+        elif settings.telegram_bot_token is not None:
+            log.warning("Telegram bot disabled: no TELEGRAM_CHAT_IDS (nor TELEGRAM_CHAT_ID)")
+        await alerts.start()  # stops before the bot, so its last firings can still be sent
+        stack.push_async_callback(alerts.stop)
         log.info("cotiza started (feed=%s, database=%s)", settings.feed.value, database.dialect)
         yield services
         log.info("cotiza shutting down")

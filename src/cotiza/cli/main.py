@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 # Modules that add sub-commands; each defines register(subparsers).
-COMMAND_MODULES = ("cotiza.cli.serve", "cotiza.cli.feeds", "cotiza.cli.ops")
+COMMAND_MODULES = ("cotiza.cli.serve", "cotiza.cli.feeds", "cotiza.cli.ops", "cotiza.cli.telegram")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -69,6 +69,7 @@ async def update_pair(
 async def delete_pair(pair_id: int, services: ServicesDep, _: TokenDep) -> None:
     await services.repository.delete_pair(pair_id)
     await services.ratios.reload_pairs()
+    await services.alerts.reload()  # the pair's alert rules went with it
 
 
 @router.get("")

@@ -95,6 +95,8 @@ class Session:
             "dashboard_get_data": self.get_data,
             "get_status": self.get_status,
             "dashboard_status": self.get_status,
+            "subscribe_alerts": self.subscribe_alerts,
+            "unsubscribe_alerts": self.unsubscribe_alerts,
         }
 
     def send(self, message: dict[str, Any]) -> None:
@@ -170,6 +172,15 @@ class Session:
     async def unsubscribe_ratios(self, _: dict[str, Any]) -> None:
         self.services.hub.unsubscribe_ratios(self.conn)
         self.send({"type": "ratio_unsubscribed"})
+
+    async def subscribe_alerts(self, _: dict[str, Any]) -> None:
+        """Market alerts: ``alert`` frames for every firing from now on."""
+        self.services.hub.alerts.add(self.conn)
+        self.send({"type": "alerts_subscribed", "timestamp": time.time()})
+
+    async def unsubscribe_alerts(self, _: dict[str, Any]) -> None:
+        self.services.hub.alerts.discard(self.conn)
+        self.send({"type": "alerts_unsubscribed", "timestamp": time.time()})
 
     async def dashboard_subscribe(self, _: dict[str, Any]) -> None:
         worker = self.services.dashboard
