@@ -23,7 +23,9 @@ from cotiza.alerts.rules import (
 FIRE, REARM = Transition.FIRE, Transition.REARM
 
 
-def rule(op: str, value: float = 100.0, hysteresis: float = 1.0, cooldown: float = 0.0) -> AlertRule:
+def rule(
+    op: str, value: float = 100.0, hysteresis: float = 1.0, cooldown: float = 0.0
+) -> AlertRule:
     return AlertRule(
         id=1,
         pair_id=7,
@@ -42,7 +44,7 @@ def run(evaluator: RuleEvaluator, values: list[float | None], step: float = 1.0)
 
 
 def test_greater_than_fires_once_and_rearms_past_the_hysteresis() -> None:
-    """``>`` fires on the way up, stays silent while it holds and re-arms only below level − h."""
+    """``>`` fires on the way up, stays silent while it holds and re-arms only below level - h."""
     ev = RuleEvaluator(rule(">"))
     got = run(ev, [99, 101, 102, 99.5, 101, 98.9, 100.5, 98.0])
     assert got == [None, FIRE, None, None, None, REARM, FIRE, REARM]

@@ -140,7 +140,7 @@ async def test_unknown_revision_fails_start_up(db_url: str) -> None:
     finally:
         engine = create_async_engine(db_url)
         async with engine.begin() as conn:
-            await conn.execute(text("UPDATE alembic_version SET version_num = '0002'"))
+            await conn.execute(text("UPDATE alembic_version SET version_num = '0003'"))
         await engine.dispose()
 
 

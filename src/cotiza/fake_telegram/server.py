@@ -210,6 +210,7 @@ class FakeTelegram:
         method = request.path_params["method"]
         params = await _params(request)
         self.state.calls.append(Call(method, params, time.time()))
+        await self._notify()  # a test may wait for the call itself (a long poll pending)
         try:
             fault = self._take_fault(method)
             if fault is not None:
