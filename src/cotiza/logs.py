@@ -69,8 +69,7 @@ def configure_logging(level: str, fmt: LogFormat) -> None:
         logger.handlers[:] = []
         logger.propagate = True
     logging.getLogger("uvicorn.access").setLevel(max(logging.WARNING, root.level))
-    # httpx logs every request at INFO: the Telegram long poll alone would add a line every
-    # few seconds. Still shown at DEBUG (the request URLs are redacted above).
-    logging.getLogger("httpx").setLevel(
-        logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
-    )
+    # httpx logs every request URL (INFO) and its headers (DEBUG): the Telegram long poll
+    # alone would add a line every few seconds, and ALERT_WEBHOOK_URL may carry a secret
+    # in its path that no pattern can recognise. Its warnings still show.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

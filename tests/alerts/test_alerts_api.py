@@ -196,3 +196,28 @@ async def test_alert_frames_for_subscribers_only(make_settings: Callable[..., Se
         await wait_history(live, 2)
         frames = await collect(ws, 0.3)
         assert not [f for f in frames if f["type"] == "alert"]
+
+
+async def test_engine_stops_and_starts_as_a_role_manager_would(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Stopped, the engine evaluates nothing while rules are still stored; started again,
+    it loads them and a rule that holds fires. Both calls are idempotent."""
+    async with live_service(make_settings()) as live:
+        engine = live.services.alerts
+        await wait_for(lambda: live.services.ratios.current(1)["mid_ratio"] is not None)
+        await engine.stop()
+        await engine.stop()
+        assert not engine.running and not engine.evaluators
+        rule = await create_rule(live, field="mid_ratio", op=">", value=0.0)
+        publishes = live.services.ratios.publishes
+        await wait_for(lambda: live.services.ratios.publishes > publishes + 10)
+        assert await history(live) == [] and engine.stats.fired == 0
+        async with live.http() as http:
+            check = (await http.get("/health/detailed")).json()["checks"]["alerts:engine"][0]
+        assert check["status"] == "pass" and check["output"] == "not running"
+
+        await engine.start()
+        await engine.start()
+        (firing,) = await wait_history(live, 1)
+        assert firing["rule_id"] == rule["id"] and engine.stats.fired == 1

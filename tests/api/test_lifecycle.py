@@ -129,6 +129,10 @@ def test_entry_points_start_and_stop_cleanly(tmp_path: Path, command: list[str])
         ("DATABASE_URL", "mysql://x"),
         ("FEED", "telepathy"),
         ("MARKET_HOURS", "17:00-11:00"),
+        ("TELEGRAM_BOT_TOKEN", "not-a-token"),
+        ("TELEGRAM_CHAT_IDS", "12,abc"),
+        ("TELEGRAM_API_URL", "api.telegram.org"),
+        ("ALERT_WEBHOOK_URL", "ftp://example.invalid/hook"),
     ],
 )
 def test_invalid_configuration_stops_with_one_line(

@@ -150,3 +150,23 @@ async def test_unreachable_bot_api_is_retried_and_never_blocks_start_up(
         await wait_for(lambda: bot.state is PollerState.RUNNING, timeout=10)
         assert bot.restarts == 2
         assert "Estado" in await ask(fake, ALLOWED_CHAT, "/estado")
+
+
+async def test_bot_stops_and_starts_as_a_role_manager_would(
+    bot_settings: Callable[..., Settings], fake: FakeTelegram
+) -> None:
+    """``stop`` and ``start`` are idempotent; a restarted bot starts a new session and serves."""
+    async with live_service(bot_settings()) as live:
+        bot = live.services.bot
+        assert bot is not None
+        await wait_for(lambda: bot.state is PollerState.RUNNING)
+        await bot.stop()
+        await bot.stop()
+        assert bot.state is PollerState.STOPPED and not named_tasks("telegram-poller")
+        assert (await bot.broadcast("x")).status == "unavailable"
+        await bot.start()
+        await bot.start()
+        assert len(named_tasks("telegram-poller")) == 1
+        await wait_for(lambda: bot.state is PollerState.RUNNING)
+        assert "Estado de cotiza" in await ask(fake, ALLOWED_CHAT, "/estado")
+        assert len(fake.calls_of("deleteWebhook")) == 2

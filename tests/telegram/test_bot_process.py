@@ -75,10 +75,11 @@ def sent(url: str, chat: int) -> list[str]:
     return [m["text"] for m in body["messages"]]
 
 
-def start_service(tmp_path: Path, api: str, token: str, name: str):
+def start_service(tmp_path: Path, api: str, token: str, name: str, **extra: str):
     port = free_port()
     env = service_env(
         tmp_path,
+        **extra,
         LOG_LEVEL="DEBUG",
         TELEGRAM_BOT_TOKEN=token,
         TELEGRAM_API_URL=api,
@@ -100,12 +101,29 @@ def start_service(tmp_path: Path, api: str, token: str, name: str):
 
 
 def test_bot_in_a_real_service_never_logs_its_token(tmp_path: Path, fake_api: str) -> None:
-    """Commands, a refusal and a poller crash with its traceback, all at DEBUG: the token
-    shows nowhere (the request URLs are logged masked), nor in any response."""
-    proc, port, log, log_path = start_service(tmp_path, fake_api, TOKEN, "service")
+    """Commands, a refusal, a poller crash with its traceback and a failing webhook, all at
+    DEBUG: neither the bot token nor the webhook URL shows in a log line or a response."""
+    webhook = f"http://127.0.0.1:{free_port()}/hook/s3cr3t-hook"  # nothing listens there
+    proc, port, log, log_path = start_service(
+        tmp_path,
+        fake_api,
+        TOKEN,
+        "service",
+        ALERT_WEBHOOK_URL=webhook,
+        ALERT_WEBHOOK_ATTEMPTS="2",
+        ALERT_RETRY_BASE="0.05",
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(port, proc)
+        rule = {"pair_id": 1, "field": "mid_ratio", "op": ">", "value": 0, "channels": ["webhook"]}
+        assert httpx.post(f"{base}/api/alerts/rules", json=rule, timeout=5).status_code == 201
+
+        def webhook_failed() -> bool:
+            data = httpx.get(f"{base}/api/alerts/history", timeout=5).json()["data"]
+            return bool(data) and data[0]["deliveries"]["webhook"]["status"] == "failed"
+
+        poll(webhook_failed, what="the webhook delivery to fail")
         httpx.post(f"{fake_api}/_fake/messages", json={"chat_id": ALLOWED_CHAT, "text": "/estado"})
         poll(lambda: len(sent(fake_api, ALLOWED_CHAT)) == 1, what="a reply to /estado")
         assert "Estado de cotiza" in sent(fake_api, ALLOWED_CHAT)[0]
@@ -122,9 +140,15 @@ def test_bot_in_a_real_service_never_logs_its_token(tmp_path: Path, fake_api: st
 
         poll(restarted, what="the poller restarted")
         poll(lambda: len(sent(fake_api, ALLOWED_CHAT)) == 2, what="a reply after the restart")
-        for path in ("/health/detailed", "/cotizaciones/status", "/api/alerts/options"):
+        for path in (
+            "/health/detailed",
+            "/cotizaciones/status",
+            "/api/alerts/options",
+            "/api/alerts/history",
+            "/api/alerts/rules",
+        ):
             body = httpx.get(f"{base}{path}", timeout=5).text
-            assert SECRET_PART not in body, path
+            assert SECRET_PART not in body and "s3cr3t" not in body, path
         assert stop(proc) == 0
     finally:
         if proc.poll() is None:
@@ -132,8 +156,9 @@ def test_bot_in_a_real_service_never_logs_its_token(tmp_path: Path, fake_api: st
             proc.wait()
         log.close()
     output = log_path.read_text()
-    assert SECRET_PART not in output
-    assert "/bot***/getUpdates" in output  # request lines were logged, masked
+    assert SECRET_PART not in output and "s3cr3t" not in output
+    assert "alert webhook failed after 2 attempts: ConnectError" in output
+    assert f"{fake_api}/bot***" in output  # the library logged its API URL, masked
     assert "telegram poller died" in output and "Traceback" in output
 
 
