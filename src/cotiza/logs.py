@@ -7,6 +7,7 @@ import logging
 import re
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from cotiza.settings import LogFormat
@@ -25,18 +26,29 @@ def redact(text: str) -> str:
 
 class RedactSecrets(logging.Filter):
     """Masks secrets in log lines: ``?token=`` style secrets (uvicorn's "WebSocket
-    /ws?token=..." lines) and Telegram bot tokens (``/bot<token>/...`` URLs), in the message
-    and in the formatted traceback."""
+    /ws?token=..." lines), Telegram bot tokens (``/bot<token>/...`` URLs) and the configured
+    ``secrets`` literally, in the message and in the formatted traceback."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        # Longest first, so a secret containing another is masked whole.
+        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def _redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return redact(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = redact(message)
+        redacted = self._redact(message)
         if redacted != message:
             record.msg, record.args = redacted, None
         if record.exc_info and not record.exc_text:
             # Exception messages can carry the token too (python-telegram-bot's InvalidToken
             # does); formatters reuse ``exc_text`` once it is set.
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = self._redact(text)
         return True
 
 
@@ -54,13 +66,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(item, ensure_ascii=False)
 
 
-def configure_logging(level: str, fmt: LogFormat) -> None:
+def configure_logging(level: str, fmt: LogFormat, secrets: Iterable[str] = ()) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt is LogFormat.JSON:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    handler.addFilter(RedactSecrets())
+    handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

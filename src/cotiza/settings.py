@@ -44,9 +44,10 @@ class RatioField(StrEnum):
     ASK = "ask_ratio"
 
 
-# A Bot API token as BotFather issues it: the bot's numeric id, a colon, a long secret.
-# Log redaction (``cotiza.logs``) relies on this shape to mask the token anywhere.
-TELEGRAM_TOKEN_RE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")
+# A Bot API token: the bot's numeric id, a colon, a secret (BotFather's are 35 characters).
+# Log redaction (``cotiza.logs``) masks tokens of that shape anywhere, and the configured
+# secrets literally (``Settings.secret_values``).
+TELEGRAM_TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 _HOURS_RE = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
@@ -331,6 +332,14 @@ class Settings(BaseSettings):
     @property
     def telegram_enabled(self) -> bool:
         return self.telegram_bot_token is not None and bool(self.telegram_allowed_chats)
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured secret, for log redaction."""
+        secrets = (self.api_token, self.primary_password, self.telegram_bot_token)
+        values = [s.get_secret_value() for s in secrets if s is not None]
+        if self.alert_webhook_url is not None:
+            values.append(self.alert_webhook_url.get_secret_value())
+        return tuple(v for v in values if v)
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict safe to log or return: secrets masked."""

@@ -16,7 +16,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:
         print(f"cotiza: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, settings.secret_values())
     from cotiza.server import serve
 
     serve(settings)
