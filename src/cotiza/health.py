@@ -11,7 +11,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Literal, NotRequired
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ObservedValue = int | float | str | dict[str, bool] | None
+ObservedValue = int | float | str | Mapping[str, bool | int | float | str | None] | None
 
 
 class Status(StrEnum):
@@ -164,6 +164,11 @@ class HealthAssessor:
         self.feed = feed
         self.lag = lag
         self.process = process
+        self._extra: list[Callable[[], Check]] = []
+
+    def add_check(self, check: Callable[[], Check]) -> None:
+        """Also judge ``check`` (a component's own, e.g. the alert engine's) every time."""
+        self._extra.append(check)
 
     async def checks(self) -> list[Check]:
         s = self.settings
@@ -185,6 +190,7 @@ class HealthAssessor:
             self._workers(),
             self._memory(),
             self._connections(),
+            *(check() for check in self._extra),
         ]
 
     def worker_states(self) -> dict[str, bool]:

@@ -12,14 +12,20 @@ import logging
 import re
 import sys
 import time
+from collections.abc import Iterable
 from typing import NotRequired
 
 from typing_extensions import TypedDict
 
 from cotiza.settings import LogFormat
 
-_SECRET_PATTERNS = (re.compile(r"((?:token|password)=)[^&\s\"']+", re.IGNORECASE),)
-_TRACEBACKS = logging.Formatter()
+_SECRET_PATTERNS = (
+    re.compile(r"((?:token|password)=)[^&\s\"']+", re.IGNORECASE),
+    # A Telegram Bot API token, wherever it appears: in request URLs (``/bot<token>/...``,
+    # logged by httpx and python-telegram-bot) and in that library's error messages.
+    # Settings only accept tokens of this shape, so the configured token is always covered.
+    re.compile(r"()(?<!\d)\d{3,}:[A-Za-z0-9_-]{20,}"),
+)
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.asgi")
 _ACCESS_LOGGER = "uvicorn.access"
 
@@ -32,23 +38,36 @@ def redact(text: str) -> str:
 
 
 class RedactSecrets(logging.Filter):
-    """Masks ``?token=`` style secrets in a record's message and traceback.
+    """Masks secrets in a record's message, traceback and stack: ``?token=`` style secrets,
+    Telegram bot tokens, and the configured ``secrets`` literally.
 
     Installed on the handler, not on a logger, so that it sees records of every logger,
     e.g. uvicorn's "WebSocket /ws?token=..." lines.
     """
 
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        # Longest first, so a secret containing another is masked whole.
+        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def _redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return redact(text)
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = redact(message)
+        redacted = self._redact(message)
         if redacted != message:
             record.msg, record.args = redacted, None
         if record.exc_info and not record.exc_text:
-            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+            # Formatters reuse ``exc_text`` once it is set; exception messages can carry a
+            # secret too (python-telegram-bot's InvalidToken quotes the token).
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(record.exc_text)
+            record.exc_text = self._redact(record.exc_text)
         if record.stack_info:
-            record.stack_info = redact(record.stack_info)
+            record.stack_info = self._redact(record.stack_info)
         return True
 
 
@@ -76,7 +95,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(item, ensure_ascii=False)
 
 
-def configure_logging(level: str, fmt: LogFormat) -> None:
+def configure_logging(level: str, fmt: LogFormat, secrets: Iterable[str] = ()) -> None:
     """One stderr handler on the root logger, with redaction; every logger propagates to it.
 
     Idempotent: calling it again replaces the handler. Loggers created later propagate to
@@ -87,7 +106,7 @@ def configure_logging(level: str, fmt: LogFormat) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    handler.addFilter(RedactSecrets())
+    handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -101,3 +120,7 @@ def configure_logging(level: str, fmt: LogFormat) -> None:
     for name in _UVICORN_LOGGERS:
         logging.getLogger(name).setLevel(logging.NOTSET)
     logging.getLogger(_ACCESS_LOGGER).setLevel(max(logging.WARNING, root.level))
+    # httpx logs every request URL (INFO) and its headers (DEBUG): the Telegram long poll
+    # alone would add a line every few seconds, and ALERT_WEBHOOK_URL may carry a secret
+    # in its path that no pattern can recognise. Its warnings still show.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -22,6 +22,9 @@ from cotiza.ws.hub import Hub
 
 log = logging.getLogger(__name__)
 
+# Called with (pair, message) for every live ratio message published; must not block.
+RatioListener = Callable[[RatioPair, RatioFrame], None]
+
 
 class RatioEngine:
     """Keeps every active pair's latest ratios and rolling indicators.
@@ -66,6 +69,7 @@ class RatioEngine:
         self.sampling_paused = False
         self.publishes = 0
         self.last_sample_at: float | None = None
+        self._listeners: list[RatioListener] = []
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -115,6 +119,15 @@ class RatioEngine:
         self._dirty.update(self.pairs)
         self._dirty_event.set()
 
+    def add_listener(self, listener: RatioListener) -> None:
+        """Also hand every published ratio message to ``listener`` (e.g. market alerts)."""
+        if listener not in self._listeners:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: RatioListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     # -- live ratios ---------------------------------------------------------------
 
     def on_tick(self, quote: Quote) -> None:
@@ -146,8 +159,11 @@ class RatioEngine:
             if pair is None or window is None:
                 continue
             values = self.compute(pair, now)
-            self.hub.publish_ratio(frames.ratio(pair, now, values, window.peek(values)))
+            frame = frames.ratio(pair, now, values, window.peek(values))
+            self.hub.publish_ratio(frame)
             self.publishes += 1
+            for listener in self._listeners:
+                listener(pair, frame)
 
     async def _publish_loop(self) -> None:
         interval = self.settings.ratio_publish_interval
@@ -214,6 +230,13 @@ class RatioEngine:
         if paused != self.sampling_paused:
             self.sampling_paused = paused
             log.info("ratio sampling %s", "paused: the feed is not live" if paused else "resumed")
+
+    def current(self, pair_id: int) -> RatioFrame | None:
+        """The ratio frame of one active pair, computed now; None for an unknown pair."""
+        pair = self.pairs.get(pair_id)
+        if pair is None or pair_id not in self._windows:
+            return None
+        return self.frame(pair, time.time(), self.compute(pair, time.time()))
 
     def snapshot(self) -> list[RatioFrame]:
         """The ratio message of every active pair, computed now from the cached quotes.

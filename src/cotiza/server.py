@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 def build_app(settings: Settings) -> FastAPI:
     """Configure logging (before anything logs), then build the app: every entry point."""
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, settings.secret_values())
     return create_app(settings)
 
 

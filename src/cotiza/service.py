@@ -14,6 +14,8 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from cotiza.alerts.delivery import WebhookSender
+from cotiza.alerts.engine import AlertEngine
 from cotiza.cache import QuoteCache
 from cotiza.calendar import MarketCalendar
 from cotiza.dashboard_worker import DashboardQuery, DashboardWorker
@@ -21,10 +23,13 @@ from cotiza.feed_runner import FeedRunner
 from cotiza.health import HealthAssessor
 from cotiza.ratio_engine import RatioEngine
 from cotiza.settings import Settings
+from cotiza.storage.alerts import AlertStore
 from cotiza.storage.database import Database
 from cotiza.storage.demo import backfill_demo
 from cotiza.storage.repository import Repository
 from cotiza.storage.writer import Writer
+from cotiza.telegram.bot import TelegramBot
+from cotiza.telegram.commands import COMMANDS, BotCommands
 from cotiza.vitals import LoopLagProbe, ProcessStats
 from cotiza.ws.frames import CLOSE_GOING_AWAY, CLOSE_SERVICE_RESTART
 from cotiza.ws.hub import Hub
@@ -50,6 +55,9 @@ class Services:
     lag: LoopLagProbe
     process: ProcessStats
     health: HealthAssessor
+    alert_store: AlertStore
+    alerts: AlertEngine
+    bot: TelegramBot | None = None
     started_at: float = field(default_factory=time.time)
     _draining: bool = field(default=False, init=False)
 
@@ -138,6 +146,9 @@ async def run_services(settings: Settings) -> AsyncIterator[Services]:
         for listener in listeners:
             stack.callback(cache.remove_listener, listener)
 
+        alert_store = AlertStore(database)
+        alerts = AlertEngine(settings, alert_store, ratios, hub, WebhookSender(settings))
+
         stack.push_async_callback(feed.close)
         if settings.feed_autostart:
             await feed.start()
@@ -170,7 +181,20 @@ async def run_services(settings: Settings) -> AsyncIterator[Services]:
                 lag=lag,
                 process=process,
             ),
+            alert_store=alert_store,
+            alerts=alerts,
         )
+        services.health.add_check(alerts.check)
+        if settings.telegram_enabled:
+            services.bot = TelegramBot(settings, BotCommands(services), COMMANDS)
+            services.health.add_check(services.bot.check)
+            alerts.telegram = services.bot.broadcast
+            await services.bot.start()
+            stack.push_async_callback(services.bot.stop)
+        elif settings.telegram_bot_token is not None:
+            log.warning("Telegram bot disabled: no TELEGRAM_CHAT_IDS (nor TELEGRAM_CHAT_ID)")
+        await alerts.start()  # stops before the bot, so its last firings can still be sent
+        stack.push_async_callback(alerts.stop)
         log.info("cotiza started (feed=%s, database=%s)", settings.feed.value, database.dialect)
         yield services
         log.info("cotiza shutting down")

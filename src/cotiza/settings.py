@@ -51,6 +51,11 @@ class RatioField(StrEnum):
     ASK = "ask_ratio"
 
 
+# A Bot API token: the bot's numeric id, a colon, a secret (BotFather's are 35 characters).
+# Log redaction (``cotiza.logs``) masks tokens of that shape anywhere, and the configured
+# secrets literally (``Settings.secret_values``).
+TELEGRAM_TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
+
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 _HOURS_RE = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
 
@@ -161,6 +166,30 @@ class Settings(BaseSettings):
     ws_impl: WsImpl = WsImpl.WEBSOCKETS_SANSIO
     ws_compression: bool = False  # permessage-deflate, for clients that offer it
 
+    # Market alerts (cotiza.alerts).
+    alert_webhook_url: SecretStr | None = None  # may carry a secret in its path
+    alert_webhook_timeout: float = Field(5.0, gt=0)
+    alert_webhook_attempts: int = Field(5, ge=1, le=50)
+    alert_retry_base: float = Field(1.0, gt=0)
+    alert_retry_cap: float = Field(60.0, gt=0)
+    alert_queue_size: int = Field(1000, ge=1)
+    alert_max_inflight: int = Field(32, ge=1)
+    alert_default_cooldown: float = Field(300.0, ge=0)
+    alert_history_limit: int = Field(500, ge=1)  # most firings one history request returns
+
+    # Telegram control bot (cotiza.telegram); the token is also the monitor's.
+    telegram_bot_token: SecretStr | None = None
+    telegram_chat_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    telegram_chat_id: int | None = None  # the monitor's single chat; also allowed here
+    telegram_api_url: str = "https://api.telegram.org"
+    telegram_poll_timeout: float = Field(25.0, ge=0)  # long-poll wait inside getUpdates
+    telegram_http_timeout: float = Field(10.0, gt=0)
+    telegram_backoff_base: float = Field(1.0, gt=0)
+    telegram_backoff_cap: float = Field(60.0, gt=0)
+    telegram_stable_after: float = Field(60.0, gt=0)  # a poller up this long resets backoff
+    telegram_max_message_age: float = Field(120.0, gt=0)  # older commands are not executed
+    telegram_max_refused_chats: int = Field(10_000, ge=0)
+
     # Lifecycle.
     shutdown_timeout: float = Field(10.0, gt=0)
     run_dir: Path = Path("var")  # stack dumps; the monitor's state, ledger and logs
@@ -175,6 +204,37 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
+
+    @field_validator("telegram_chat_ids", mode="before")
+    @classmethod
+    def _chat_ids(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _telegram_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if not TELEGRAM_TOKEN_RE.match(value.get_secret_value()):
+            raise ValueError("expected a Bot API token such as 123456789:AAE... (from BotFather)")
+        return value
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if not re.match(r"^https?://[^/\s]+", value.get_secret_value()):
+            raise ValueError("expected an http:// or https:// URL")
+        return value
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _telegram_api(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("expected an http:// or https:// base URL")
+        return value
 
     @field_validator("market_holidays", mode="before")
     @classmethod
@@ -254,6 +314,10 @@ class Settings(BaseSettings):
             raise ValueError("REPLAY_FILE is required when FEED=replay")
         if self.feed is FeedKind.PRIMARY and not (self.primary_user and self.primary_password):
             raise ValueError("PRIMARY_USER and PRIMARY_PASSWORD are required when FEED=primary")
+        if self.alert_retry_cap < self.alert_retry_base:
+            raise ValueError("ALERT_RETRY_CAP must not be below ALERT_RETRY_BASE")
+        if self.telegram_backoff_cap < self.telegram_backoff_base:
+            raise ValueError("TELEGRAM_BACKOFF_CAP must not be below TELEGRAM_BACKOFF_BASE")
         if self.feed_fail_after < self.feed_warn_after:
             raise ValueError("FEED_FAIL_AFTER must not be below FEED_WARN_AFTER")
         return self
@@ -271,10 +335,30 @@ class Settings(BaseSettings):
         close = None if h2 == 24 else dt.time(h2, m2)
         return dt.time(h1, m1), close
 
+    @property
+    def telegram_allowed_chats(self) -> frozenset[int]:
+        """Chats the bot serves: ``TELEGRAM_CHAT_IDS`` plus the monitor's ``TELEGRAM_CHAT_ID``."""
+        chats = set(self.telegram_chat_ids)
+        if self.telegram_chat_id is not None:
+            chats.add(self.telegram_chat_id)
+        return frozenset(chats)
+
+    @property
+    def telegram_enabled(self) -> bool:
+        return self.telegram_bot_token is not None and bool(self.telegram_allowed_chats)
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured secret, for log redaction."""
+        secrets = (self.api_token, self.primary_password, self.telegram_bot_token)
+        values = [s.get_secret_value() for s in secrets if s is not None]
+        if self.alert_webhook_url is not None:
+            values.append(self.alert_webhook_url.get_secret_value())
+        return tuple(v for v in values if v)
+
     def redacted(self) -> dict[str, object]:
         """The settings as JSON-ready values safe to log or return: secrets masked."""
         data: dict[str, object] = self.model_dump(mode="json")
-        for key in ("api_token", "primary_password"):
+        for key in ("api_token", "primary_password", "telegram_bot_token", "alert_webhook_url"):
             if data.get(key):
                 data[key] = "***"
         data["database_url"] = redact_url(self.database_url)

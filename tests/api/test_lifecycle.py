@@ -131,6 +131,10 @@ def test_entry_points_start_and_stop_cleanly(tmp_path: Path, command: list[str])
         ("MARKET_HOURS", "17:00-11:00"),
         ("WS_IMPL", "websockets-legacy"),
         ("WS_COMPRESSION", "sometimes"),
+        ("TELEGRAM_BOT_TOKEN", "not-a-token"),
+        ("TELEGRAM_CHAT_IDS", "12,abc"),
+        ("TELEGRAM_API_URL", "api.telegram.org"),
+        ("ALERT_WEBHOOK_URL", "ftp://example.invalid/hook"),
     ],
 )
 def test_invalid_configuration_stops_with_one_line(

@@ -15,8 +15,10 @@ from cotiza.ws.commands import (
     GetStatus,
     Ping,
     Subscribe,
+    SubscribeAlerts,
     SubscribeRatios,
     Unsubscribe,
+    UnsubscribeAlerts,
     UnsubscribeRatios,
     command_name,
     parse_command,
@@ -49,6 +51,8 @@ def error_of(text: str) -> CommandError:
         ("dashboard_get_data", GetData),
         ("get_status", GetStatus),
         ("dashboard_status", GetStatus),
+        ("subscribe_alerts", SubscribeAlerts),
+        ("unsubscribe_alerts", UnsubscribeAlerts),
     ],
 )
 @pytest.mark.parametrize("key", ["type", "action"])
@@ -60,7 +64,7 @@ def test_every_name_by_type_or_action(name: str, model: type, key: str) -> None:
 
 
 def test_the_known_names_are_exactly_the_contract_s() -> None:
-    """The union accepts the thirteen names of contract section 4 and nothing else."""
+    """The union accepts the fifteen names of contract sections 4 and 6 and nothing else."""
     assert {
         "ping",
         "subscribe",
@@ -75,6 +79,8 @@ def test_the_known_names_are_exactly_the_contract_s() -> None:
         "dashboard_get_data",
         "get_status",
         "dashboard_status",
+        "subscribe_alerts",
+        "unsubscribe_alerts",
     } == COMMAND_NAMES
 
 

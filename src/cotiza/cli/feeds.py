@@ -45,7 +45,7 @@ def _settings(**overrides: Any) -> Settings | None:
     except ConfigurationError as exc:
         print(f"cotiza: {exc}", file=sys.stderr)
         return None
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, settings.secret_values())
     return settings
 
 

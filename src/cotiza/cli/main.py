@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "cotiza.cli.feeds",
     "cotiza.cli.diagnose",
     "cotiza.cli.monitor",
+    "cotiza.cli.telegram",
 )
 
 

@@ -50,7 +50,7 @@ def run_monitor(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:
         print(f"cotiza monitor: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, settings.secret_values())
     for noisy in ("httpx", "httpcore", "websockets"):  # one line per probe is noise
         logging.getLogger(noisy).setLevel(logging.WARNING)
     run_dir = Path(args.run_dir) if args.run_dir else settings.run_dir

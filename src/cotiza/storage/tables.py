@@ -13,6 +13,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -105,5 +106,48 @@ ticks = Table(
     Index("ix_ticks_symbol_ts", "symbol", "ts_ms"),
 )
 
+# Market alerts: rules (with their evaluator state, so a restart neither re-fires a rule
+# that already fired nor forgets its cooldown) and the history of firings. A firing keeps
+# a copy of what it fired on, so it outlives the deletion of its rule or pair.
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pair_id", Integer, ForeignKey("ratio_pairs.id", ondelete="CASCADE"), nullable=False),
+    Column("field", String(32), nullable=False),
+    Column("op", String(16), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("hysteresis", Float, nullable=False),
+    Column("cooldown_s", Float, nullable=False),
+    Column("channels", String(64), nullable=False),  # comma-separated channel names
+    Column("active", Boolean, nullable=False),
+    Column("note", String(200), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("last_fired_at", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_alert_rules_pair", "pair_id"),
+)
+
+alert_firings = Table(
+    "alert_firings",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("rule_id", Integer, ForeignKey("alert_rules.id", ondelete="SET NULL"), nullable=True),
+    Column("pair_id", Integer, nullable=False),
+    Column("par", String(64), nullable=False),
+    Column("field", String(32), nullable=False),
+    Column("op", String(16), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("observed", Float, nullable=False),
+    Column("previous", Float, nullable=True),
+    Column("fired_at", Float, nullable=False),
+    Column("deliveries", Text, nullable=False),  # JSON: channel -> result
+    Index("ix_alert_firings_fired_at", "fired_at"),
+    Index("ix_alert_firings_rule", "rule_id"),
+)
+
 RATIO_FIELDS = _RATIO_FIELDS
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"

@@ -120,6 +120,14 @@ class GetStatus(_Command):
     command: Literal["get_status", "dashboard_status"]
 
 
+class SubscribeAlerts(_Command):
+    command: Literal["subscribe_alerts"]
+
+
+class UnsubscribeAlerts(_Command):
+    command: Literal["unsubscribe_alerts"]
+
+
 Command = Annotated[
     Ping
     | Subscribe
@@ -129,7 +137,9 @@ Command = Annotated[
     | DashboardSubscribe
     | DashboardUnsubscribe
     | GetData
-    | GetStatus,
+    | GetStatus
+    | SubscribeAlerts
+    | UnsubscribeAlerts,
     Field(discriminator="command"),
 ]
 

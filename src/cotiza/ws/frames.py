@@ -243,6 +243,34 @@ class DashboardUnsubscribedFrame(TypedDict):
     timestamp: float
 
 
+class AlertFrame(TypedDict):
+    """One market-alert firing (also the webhook's JSON body)."""
+
+    type: Literal["alert"]
+    id: int | None
+    rule_id: int | None
+    pair_id: int
+    par: str
+    field: str
+    op: str
+    value: float
+    observed: float
+    previous: float | None
+    fired_at: float
+    note: str | None
+    text: str
+
+
+class AlertsSubscribedFrame(TypedDict):
+    type: Literal["alerts_subscribed"]
+    timestamp: float
+
+
+class AlertsUnsubscribedFrame(TypedDict):
+    type: Literal["alerts_unsubscribed"]
+    timestamp: float
+
+
 class HubStatus(TypedDict):
     """Connection counts of the hub (the ``status`` frame and the HTTP status pages)."""
 
@@ -310,6 +338,14 @@ def dashboard_unsubscribed() -> DashboardUnsubscribedFrame:
     return {"type": "dashboard_unsubscribed", "timestamp": time.time()}
 
 
+def alerts_subscribed() -> AlertsSubscribedFrame:
+    return {"type": "alerts_subscribed", "timestamp": time.time()}
+
+
+def alerts_unsubscribed() -> AlertsUnsubscribedFrame:
+    return {"type": "alerts_unsubscribed", "timestamp": time.time()}
+
+
 def status(
     hub: HubStatus, worker_running: bool, feed_state: str, subscriptions: Sequence[str]
 ) -> StatusFrame:
@@ -349,6 +385,9 @@ OutboundFrame = (
     | DashboardUnsubscribedFrame
     | StatusFrame
     | ErrorFrame
+    | AlertFrame
+    | AlertsSubscribedFrame
+    | AlertsUnsubscribedFrame
 )
 
 

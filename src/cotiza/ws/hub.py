@@ -23,8 +23,16 @@ from typing_extensions import TypedDict  # validated by pydantic as a response m
 from cotiza.models import Quote
 from cotiza.settings import Settings
 from cotiza.ws import frames
-from cotiza.ws.connection import Connection, WsStats
-from cotiza.ws.frames import CLOSE_GOING_AWAY, CLOSE_POLICY, HubStatus, RatioFrame, Wire, encode
+from cotiza.ws.connection import Connection, ConnectionState, WsStats
+from cotiza.ws.frames import (
+    CLOSE_GOING_AWAY,
+    CLOSE_POLICY,
+    AlertFrame,
+    HubStatus,
+    RatioFrame,
+    Wire,
+    encode,
+)
 from cotiza.ws.transport import open_socket
 
 log = logging.getLogger(__name__)
@@ -73,6 +81,7 @@ class Hub:
         self._by_pair: dict[int, set[Connection]] = {}
         self._ratio_all: set[Connection] = set()
         self._dashboard: set[Connection] = set()
+        self._alerts: set[Connection] = set()  # clients that sent subscribe_alerts
         self._ids = itertools.count(1)
         self._closing_tasks: set[asyncio.Task[None]] = set()
         self._keepalive: asyncio.Task[None] | None = None
@@ -148,6 +157,7 @@ class Hub:
                 _discard(self._by_pair, pair_id, conn)
         self._ratio_all.discard(conn)
         self._dashboard.discard(conn)
+        self._alerts.discard(conn)
         conn.mark_closed()
 
     # -- subscriptions ------------------------------------------------------------------
@@ -245,6 +255,25 @@ class Hub:
             for conn in members:
                 if conn not in ratio_all:
                     conn.enqueue(key, wire)
+
+    def subscribe_alerts(self, conn: Connection) -> None:
+        if conn in self._subscriptions:
+            self._alerts.add(conn)
+
+    def unsubscribe_alerts(self, conn: Connection) -> None:
+        self._alerts.discard(conn)
+
+    def publish_alert(self, frame: AlertFrame) -> int:
+        """Send an ``alert`` frame to every alert subscriber; returns how many got it queued.
+
+        Alerts are events, not states: each gets its own key, so none is ever coalesced.
+        """
+        if not self._alerts:
+            return 0
+        wire = encode(frame)
+        for conn in self._alerts:
+            conn.enqueue(wire, wire)
+        return sum(1 for conn in self._alerts if conn.state is ConnectionState.OPEN)
 
     def publish_dashboard(self, wire: Wire) -> None:
         for conn in self._dashboard:

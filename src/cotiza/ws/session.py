@@ -24,8 +24,10 @@ from cotiza.ws.commands import (
     GetStatus,
     Ping,
     Subscribe,
+    SubscribeAlerts,
     SubscribeRatios,
     Unsubscribe,
+    UnsubscribeAlerts,
     UnsubscribeRatios,
     parse_command,
 )
@@ -187,6 +189,12 @@ class Session:
                 await self.get_data()
             case GetStatus():
                 await self.get_status()
+            case SubscribeAlerts():
+                self.services.hub.subscribe_alerts(self.conn)
+                self.conn.send(frames.alerts_subscribed())
+            case UnsubscribeAlerts():
+                self.services.hub.unsubscribe_alerts(self.conn)
+                self.conn.send(frames.alerts_unsubscribed())
             case _:
                 assert_never(command)
 

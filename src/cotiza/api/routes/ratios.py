@@ -91,12 +91,12 @@ async def delete_pair(pair_id: int, services: ServicesDep, _: TokenDep) -> None:
     """Delete a pair and its stored history."""
     await services.repository.delete_pair(pair_id)
     await services.ratios.reload_pairs()
+    await services.alerts.reload()  # the pair's alert rules went with it
 
 
 @router.get("")
 async def latest_ratios(services: ServicesDep) -> RatioList:
     """The live ratios and indicators of every active pair, computed now."""
-    # RatioEngine.message builds each item; it is typed where the WebSocket frames are.
     data = services.ratios.snapshot()
     return {"count": len(data), "data": data, "timestamp": time.time()}
 
