@@ -66,9 +66,13 @@ async def test_times_are_market_time_in_a_utc_browser(
     assert all(int(minute) % 5 == 0 for _, minute in labels), ticks
     assert has_ba_time(await page.get_by_test_id("chart-to").input_value())
 
+    await expect(chart).to_have_attribute("data-pending", "false")
+    await chart.scroll_into_view_if_needed()  # the mouse only reaches what is in the viewport
     box = await chart.bounding_box()
     assert box
-    await page.mouse.move(box["x"] + box["width"] - 90, box["y"] + box["height"] / 2)
+    # Two moves: the crosshair follows mousemove events over a plot drawn with its data.
+    await page.mouse.move(box["x"] + box["width"] - 100, box["y"] + box["height"] / 2)
+    await page.mouse.move(box["x"] + box["width"] - 90, box["y"] + box["height"] / 2, steps=3)
     readout = page.get_by_test_id("chart-readout")
     await expect(readout).to_contain_text("hora BA")
     assert has_ba_time(await readout.inner_text())
