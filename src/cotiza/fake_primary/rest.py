@@ -166,4 +166,5 @@ def state(fake: FakePrimary) -> dict[str, Any]:
         "handshakes": len(fake.handshakes),
         "client_frames": len(fake.client_frames),
         "frames_sent": fake.frames_sent,
+        **fake.limits.state(),  # peak_sessions: most concurrent sessions of any one user
     }
