@@ -146,7 +146,8 @@ class RedisServer:
 
 
 class TcpProxy:
-    """A loopback TCP proxy to Redis that can blackhole the connections carrying SUBSCRIBE.
+    """A loopback TCP proxy (to Redis or PostgreSQL) that can blackhole connections:
+    those carrying SUBSCRIBE, or all of them.
 
     A blackholed connection stays open on both sides but nothing crosses it any more in
     either direction: what a wedged subscription looks like from the node.
@@ -158,10 +159,14 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._links: list[_Link] = []
         self.blackhole_new_subscriptions = False
+        self.blackhole_everything = False
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def pg_url(self, database: str) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -187,6 +192,13 @@ class TcpProxy:
 
     def heal(self) -> None:
         self.blackhole_new_subscriptions = False
+        self.blackhole_everything = False
+
+    def blackhole_all(self) -> None:
+        """Blackhole every connection, open or new: the target seems gone, sockets open."""
+        self.blackhole_everything = True
+        for link in self._links:
+            link.blackholed = True
 
     @property
     def subscriptions(self) -> int:
@@ -199,6 +211,7 @@ class TcpProxy:
             writer.close()
             return
         link = _Link(self, writer, up_writer)
+        link.blackholed = self.blackhole_everything
         self._links.append(link)
         await asyncio.gather(
             link.pump(reader, up_writer, upstream=True),

@@ -88,20 +88,21 @@ async def test_refuse_rejects_the_session_over_the_limit_with_429() -> None:
 
 async def test_kick_oldest_closes_the_older_session_of_the_same_user() -> None:
     """Under ``kick-oldest`` the new session opens and the oldest one is closed with 1008."""
+    fake = FakePrimary(USERS, rate=200.0, max_sessions_per_user=1, on_excess="kick-oldest")
     async with (
-        FakePrimary(USERS, rate=200.0, max_sessions_per_user=1, on_excess="kick-oldest") as fake,
+        fake,
         session(fake.url, fake.ws_url, "ana") as old,
+        session(fake.url, fake.ws_url, "ana") as new,
     ):
-        async with session(fake.url, fake.ws_url, "ana") as new:
-            with pytest.raises(websockets.ConnectionClosed) as closed:
-                while True:
-                    await asyncio.wait_for(old.recv(), 5)
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
-            frame = orjson.loads(await asyncio.wait_for(new.recv(), 5))
-            assert frame["type"] == "Md"
-            body = await state(fake)
-            assert body["peak_sessions"] == 1 and body["kicked_sessions"] == 1
-            assert body["open_sessions"] == {"ana": 1}
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:
+                await asyncio.wait_for(old.recv(), 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        frame = orjson.loads(await asyncio.wait_for(new.recv(), 5))
+        assert frame["type"] == "Md"
+        body = await state(fake)
+        assert body["peak_sessions"] == 1 and body["kicked_sessions"] == 1
+        assert body["open_sessions"] == {"ana": 1}
 
 
 async def test_kick_oldest_ends_a_frozen_client_that_never_answers() -> None:

@@ -94,7 +94,7 @@ class ControlStore:
                 row = (await conn.execute(_WRITE, params)).mappings().one()
                 payload = f"{name}:{row['version']}"
                 await conn.execute(_NOTIFY, {"channel": CONTROL_CHANNEL, "payload": payload})
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
             raise ClusterError(
                 f"cannot write the desired {name} state: {describe_error(exc)}"
             ) from exc
@@ -116,7 +116,7 @@ class ControlStore:
         try:
             async with self._engine.connect() as conn:
                 row = (await conn.execute(_READ, {"name": name})).mappings().first()
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
             raise ClusterError(
                 f"cannot read the desired {name} state: {describe_error(exc)}"
             ) from exc
@@ -139,7 +139,7 @@ class ControlStore:
         try:
             async with self._engine.connect() as conn:
                 rows = (await conn.execute(_VERSIONS)).all()
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
             raise ClusterError(f"cannot read the control versions: {describe_error(exc)}") from exc
         found = {str(name): int(version) for name, version in rows}
         return {FEED: found.get(FEED, 0), PAIRS: found.get(PAIRS, 0)}

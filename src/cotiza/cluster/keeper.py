@@ -22,9 +22,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any, TypeVar
 
 from cotiza.cluster.lease import Lease, LeaseInfo
 from cotiza.cluster.watchdog import EmergencyFence, FenceWatchdog
@@ -32,6 +33,7 @@ from cotiza.errors import ClusterError
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 OnElected = Callable[[int], Awaitable[None]]
 OnDeposed = Callable[[str], Awaitable[None]]
 
@@ -91,6 +93,7 @@ class LeaseKeeper:
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._abandoned: set[asyncio.Task[Any]] = set()
         self._stopping = False
 
     # -- observation ------------------------------------------------------------------
@@ -136,6 +139,13 @@ class LeaseKeeper:
 
     def _set_state(self, state: KeeperState) -> None:
         self.state = state
+        self._notify()
+
+    def _observed(self, info: LeaseInfo | None) -> None:
+        self.leader = info
+        self._notify()
+
+    def _notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
 
@@ -162,6 +172,10 @@ class LeaseKeeper:
                 await task
             if self.epoch is not None:
                 await self._depose("stopping", release=True)
+        for abandoned in list(self._abandoned):
+            abandoned.cancel()
+        if self._abandoned:
+            await asyncio.wait(list(self._abandoned), timeout=self.retry)
         self.watchdog.stop()
         self._set_state(KeeperState.STOPPED)
 
@@ -227,16 +241,37 @@ class LeaseKeeper:
                 await self._wake.wait()
         self._wake.clear()
 
+    async def _bounded(self, call: Coroutine[Any, Any, T], timeout: float) -> T:
+        """Await a call to the store for at most ``timeout``, then walk away from it.
+
+        ``asyncio.timeout`` alone is not enough: cancelling a database call runs its
+        clean-up (a rollback, a connection close) over the same dead network, which can
+        hang well past the deadline. The call runs as its own task instead; on timeout it
+        is cancelled and left to finish in the background (tracked, reaped at ``stop``).
+        """
+        task = asyncio.create_task(call, name=f"lease-call-{self.lease.name}")
+        done, _ = await asyncio.wait({task}, timeout=max(0.0, timeout))
+        if not done:
+            task.cancel()
+            self._abandoned.add(task)
+            task.add_done_callback(self._reap)
+            raise TimeoutError
+        return task.result()
+
+    def _reap(self, task: asyncio.Task[Any]) -> None:
+        self._abandoned.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("abandoned lease call ended with %r", task.exception())
+
     async def _campaign(self) -> None:
         sent = time.monotonic()
         try:
-            async with asyncio.timeout(self.renew_deadline):
-                info = await self.lease.campaign()
+            info = await self._bounded(self.lease.campaign(), self.renew_deadline)
         except (ClusterError, TimeoutError) as exc:
             self.stats.campaign_failures += 1
             log.warning("lease campaign failed: %s", exc or "timed out")
             return
-        self.leader = info
+        self._observed(info)
         if info.holder != self.lease.node_id or self.lease.epoch != info.epoch:
             return
         self._deadline = sent + self.renew_deadline
@@ -250,8 +285,7 @@ class LeaseKeeper:
 
     async def _observe(self) -> None:
         try:
-            async with asyncio.timeout(self.renew_deadline):
-                self.leader = await self.lease.current()
+            self._observed(await self._bounded(self.lease.current(), self.renew_deadline))
         except (ClusterError, TimeoutError) as exc:
             log.debug("cannot read the lease: %s", exc)
 
@@ -262,8 +296,7 @@ class LeaseKeeper:
             await self._depose("renew deadline passed", release=True)
             return
         try:
-            async with asyncio.timeout(remaining):
-                renewed = await self.lease.renew()
+            renewed = await self._bounded(self.lease.renew(), remaining)
         except TimeoutError:
             await self._depose("renew deadline passed (no answer)", release=True)
             return
@@ -307,16 +340,14 @@ class LeaseKeeper:
                 # Closing upstream must not be skipped because the orderly path failed.
                 log.exception("on_deposed failed; fencing the hard way")
                 self._fire_emergency()
-        if not release:
-            self.lease.forget()
-            return
-        try:
-            async with asyncio.timeout(self.retry):
-                await self.lease.release()
-        except (ClusterError, TimeoutError) as exc:
-            # The row expires by itself; meanwhile nobody leads.
-            log.warning("could not free the lease (it expires by itself): %s", exc or "timeout")
+        if release:
+            try:
+                await self._bounded(self.lease.release(), self.retry)
+            except (ClusterError, TimeoutError) as exc:
+                # The row expires by itself; meanwhile nobody leads.
+                log.warning("could not free the lease (it expires by itself): %s", exc or "timeout")
         self.lease.forget()
+        self._notify()
 
     def _fire_emergency(self) -> None:
         if self._emergency is not None:

@@ -113,7 +113,7 @@ class PgLease(Lease):
                     return info
                 row = (await conn.execute(_CURRENT, params)).mappings().one()
                 return _info(self.name, row)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
             raise ClusterError(f"lease campaign failed: {describe_error(exc)}") from exc
 
     async def renew(self) -> bool:
@@ -123,7 +123,7 @@ class PgLease(Lease):
         try:
             async with self._engine.begin() as conn:
                 renewed = (await conn.execute(_RENEW, params)).first() is not None
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
             raise ClusterError(f"lease renewal failed: {describe_error(exc)}") from exc
         if not renewed:
             log.warning(
@@ -142,7 +142,7 @@ class PgLease(Lease):
         try:
             async with self._engine.begin() as conn:
                 released = (await conn.execute(_RELEASE, self._params(epoch=epoch))).first()
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
             raise ClusterError(f"lease release failed: {describe_error(exc)}") from exc
         log.info("lease %r epoch %d released by %s", self.name, epoch, self.node_id)
         return released is not None
@@ -151,7 +151,7 @@ class PgLease(Lease):
         try:
             async with self._engine.connect() as conn:
                 row = (await conn.execute(_CURRENT, self._params())).mappings().first()
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
             raise ClusterError(f"cannot read the lease: {describe_error(exc)}") from exc
         return None if row is None else _info(self.name, row)
 
