@@ -15,6 +15,7 @@ from cotiza.settings import Settings
 from cotiza.storage.database import Database
 
 SHARED_REDIS = "redis://127.0.0.1:6379/0"
+UNUSED_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/unused"  # validated, never opened
 
 
 @pytest.fixture
@@ -59,5 +60,16 @@ def node_settings(fresh_pg_url: str, prefix: str) -> Callable[..., Settings]:
     def build(**overrides: Any) -> Settings:
         overrides.setdefault("backplane", SHARED_REDIS)
         return cluster_settings(fresh_pg_url, overrides.pop("backplane"), prefix, **overrides)
+
+    return build
+
+
+@pytest.fixture
+def bus_settings(prefix: str) -> Callable[..., Settings]:
+    """Settings of one node for bus tests, which need Redis but no database."""
+
+    def build(**overrides: Any) -> Settings:
+        backplane = overrides.pop("backplane", SHARED_REDIS)
+        return cluster_settings(UNUSED_PG, backplane, prefix, **overrides)
 
     return build

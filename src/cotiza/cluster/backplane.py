@@ -62,6 +62,7 @@ def create_client(url: str, timeout: float) -> aioredis.Redis:
     """A command client (pooled) whose calls fail fast instead of retrying inside."""
     return aioredis.Redis.from_url(
         url,
+        protocol=2,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=_no_retry(),
@@ -75,6 +76,9 @@ def subscription_connection(url: str, timeout: float) -> Connection:
     kwargs = parse_url(url)
     return Connection(
         **kwargs,  # host, port, db and credentials from the URL
+        # RESP2: messages arrive as plain replies to read; RESP3 (redis-py's default) turns
+        # them into push frames handled by callbacks that this loop does not want.
+        protocol=2,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=_no_retry(),

@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cotiza.cluster.tasks import stop_task
 from cotiza.errors import ClusterError
 from cotiza.storage.database import describe_error
 
@@ -202,9 +203,7 @@ class ControlListener:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed():
             with contextlib.suppress(OSError, asyncpg.PostgresError, TimeoutError):

@@ -150,6 +150,20 @@ class Snapshot:
     def get(self, kind: Kind, key: str) -> BusMessage | None:
         return self.entries.get(kind, {}).get(key)
 
+    def since_epoch(self, epoch: int) -> tuple[Snapshot, int]:
+        """The entries written under ``epoch`` or later, and how many were left out.
+
+        A node that has seen ``epoch`` already holds every older entry it could trust; an
+        older entry in a later snapshot is either one of those or a deposed leader's write
+        that Redis accepted after a restart made it forget the highest epoch.
+        """
+        kept: dict[Kind, dict[str, BusMessage]] = {}
+        left_out = 0
+        for kind, values in self.entries.items():
+            kept[kind] = {key: m for key, m in values.items() if m.epoch >= epoch}
+            left_out += len(values) - len(kept[kind])
+        return Snapshot(self.meta, kept, self.invalid), left_out
+
     def __len__(self) -> int:
         return sum(len(values) for values in self.entries.values())
 

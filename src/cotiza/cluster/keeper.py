@@ -28,6 +28,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from cotiza.cluster.lease import Lease, LeaseInfo
+from cotiza.cluster.tasks import stop_task
 from cotiza.cluster.watchdog import EmergencyFence, FenceWatchdog
 from cotiza.errors import ClusterError
 
@@ -167,9 +168,7 @@ class LeaseKeeper:
         self._stopping = True
         self._wake.set()
         async with self._lock:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
             if self.epoch is not None:
                 await self._depose("stopping", release=True)
         for abandoned in list(self._abandoned):

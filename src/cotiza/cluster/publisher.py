@@ -23,6 +23,7 @@ from cotiza.cluster.backplane import Keys
 from cotiza.cluster.bus import BusStats
 from cotiza.cluster.envelope import STORED_KINDS, Kind, Publication, encode
 from cotiza.cluster.outbox import Outbox
+from cotiza.cluster.tasks import stop_task
 from cotiza.feeds.reconnect import backoff_delays
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ class Publisher:
         self._last_heartbeat = 0.0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # -- leader side, synchronous ------------------------------------------------------
 
@@ -131,21 +133,21 @@ class Publisher:
 
     async def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name="bus-publisher")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
+        self._stopping = True
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
         self.connected = False
 
     # -- the sender task --------------------------------------------------------------
 
     async def _run(self) -> None:
         delays: Iterator[float] | None = None
-        while True:
+        while not self._stopping:
             if not self.connected:
                 if await self._connect():
                     delays = None

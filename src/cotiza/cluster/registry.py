@@ -9,7 +9,6 @@ the node stops refreshing it. ``read_nodes`` and ``bus_subscribers`` are what
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from cotiza.cluster.backplane import Keys
+from cotiza.cluster.tasks import stop_task
 from cotiza.errors import ClusterError
 
 log = logging.getLogger(__name__)
@@ -87,9 +87,7 @@ class NodeRegistry:
         task, self._task = self._task, None
         if task is None:
             return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task)
         if self._node_id is not None:
             try:
                 async with asyncio.timeout(self.timeout):

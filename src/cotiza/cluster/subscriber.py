@@ -12,7 +12,6 @@ Clients are never disconnected for any of this: the sink gets a resync and carri
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ from redis.exceptions import RedisError
 from cotiza.cluster.backplane import Keys, read_meta, read_snapshot, subscription_connection
 from cotiza.cluster.bus import BusSink, BusState, BusStats
 from cotiza.cluster.envelope import EnvelopeError, Kind, Sequencer, Verdict, decode
+from cotiza.cluster.tasks import stop_task
 from cotiza.errors import ClusterError
 from cotiza.feeds.reconnect import backoff_delays
 
@@ -73,20 +73,21 @@ class Subscriber:
         self.synced_at: float | None = None  # monotonic time of the last snapshot applied
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # -- lifecycle and observation ------------------------------------------------------
 
     async def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._set_state(BusState.RECONNECTING)
             self._task = asyncio.create_task(self._run(), name="bus-subscriber")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
+        self._stopping = True
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
         self._set_state(BusState.STOPPED)
 
     def _set_state(self, state: BusState) -> None:
@@ -108,7 +109,7 @@ class Subscriber:
     async def _run(self) -> None:
         delays: Iterator[float] | None = None
         first = True
-        while True:
+        while not self._stopping:
             conn: Connection | None = None
             try:
                 conn = await self._subscribe()
@@ -166,6 +167,8 @@ class Subscriber:
 
     async def _resync(self, *, initial: bool = False) -> None:
         snapshot = await read_snapshot(self._client, self._keys, self.timeout)
+        snapshot, stale = snapshot.since_epoch(self.sequencer.epoch)
+        self.stats.stale_dropped += stale
         self.sequencer.baseline(snapshot.meta)
         if not initial:
             self.stats.resyncs += 1
@@ -178,7 +181,7 @@ class Subscriber:
 
     async def _pump(self, conn: Connection) -> None:
         last_rx = time.monotonic()
-        while True:
+        while not self._stopping:
             remaining = last_rx + self.stale_after - time.monotonic()
             if remaining <= 0:
                 await self._check_silence()
