@@ -212,3 +212,20 @@ async def test_stop_is_idempotent_and_leaves_no_task(bus_settings: Factory) -> N
     await a.stop()
     assert a.state is BusState.STOPPED
     assert all(task is not None and task.done() for task in tasks)
+
+
+async def test_a_new_leader_republishes_the_state_it_holds(bus_settings: Factory) -> None:
+    """lead() sends a keyframe from the callback: every key, under the new epoch."""
+    from cotiza.cluster import Publication
+
+    held = [Publication(Kind.TICK, f"K{i}", tick(f"K{i}", 1), asof=100.0 + i) for i in range(5)]
+    sink_b = RecordingSink()
+    a = RedisBus(bus_settings(node_id="a"), RecordingSink(), keyframe=lambda: held)
+    b = RedisBus(bus_settings(node_id="b"), sink_b)
+    async with started(a, b):
+        a.lead(9)
+        await eventually(lambda: len(sink_b.latest) == 5, 5)
+        assert a.stats.keyframes == 1
+        snapshot = await b.snapshot()
+        entry = snapshot.get(Kind.TICK, "K3")
+        assert entry is not None and entry.epoch == 9 and entry.asof == 103.0

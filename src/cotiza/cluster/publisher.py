@@ -4,8 +4,9 @@
 one Lua call per batch. The script refuses an epoch lower than the highest it has seen
 (fencing), writes the snapshot hashes and the stream position, and PUBLISHes each
 envelope -- all atomically, so a snapshot read never misses or half-sees a publish.
-After every (re)connection the sender republishes a keyframe (the whole local state),
-which is how the snapshot is rebuilt after Redis restarts without persistence.
+After every reconnection, and when a term begins, the sender republishes a keyframe (the
+whole local state), which is how the snapshot is rebuilt after Redis restarts without
+persistence.
 """
 
 from __future__ import annotations
@@ -109,6 +110,9 @@ class Publisher:
         self.seq = 0
         self._latest.clear()
         self._last_heartbeat = 0.0  # announce the new term at once
+        # Republish the state this node holds: Redis may have restarted (and lost the
+        # snapshot) before the previous leader could rebuild it.
+        self._needs_keyframe = True
         self._wake.set()
 
     def follow(self) -> None:
@@ -158,6 +162,9 @@ class Publisher:
             if self.epoch is None:
                 await self._wait(None)
                 continue
+            if self._needs_keyframe:
+                self._needs_keyframe = False
+                self._send_keyframe()
             due = self._last_heartbeat + self.heartbeat
             now = time.monotonic()
             if not self.outbox and now < due:
@@ -185,9 +192,6 @@ class Publisher:
             return False
         self.connected = True
         log.info("backplane publisher connected")
-        if self._needs_keyframe and self.epoch is not None:
-            self._send_keyframe()
-        self._needs_keyframe = False
         return True
 
     def _send_keyframe(self) -> None:
