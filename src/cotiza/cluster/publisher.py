@@ -125,13 +125,16 @@ class Publisher:
         if self.epoch is None:
             return
         stamped = item._replace(at_ns=time.time_ns())
-        outbox = self.outbox
-        outbox.put(stamped)
-        self.stats.outbox_coalesced = outbox.stats.coalesced
-        self.stats.outbox_dropped = outbox.stats.dropped
+        self._enqueue(stamped)
         if item.kind in STORED_KINDS:
             self._latest[(item.kind, item.key)] = stamped
         self._wake.set()
+
+    def _enqueue(self, item: Publication) -> None:
+        outbox = self.outbox
+        outbox.put(item)
+        self.stats.outbox_coalesced = outbox.stats.coalesced
+        self.stats.outbox_dropped = outbox.stats.dropped
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -197,7 +200,7 @@ class Publisher:
     def _send_keyframe(self) -> None:
         items = list(self._keyframe() if self._keyframe is not None else self._latest.values())
         for item in items:
-            self.outbox.put(item._replace(at_ns=time.time_ns()))
+            self._enqueue(item._replace(at_ns=time.time_ns()))
         self.stats.keyframes += 1
         log.info("backplane keyframe: %d publication(s)", len(items))
 
