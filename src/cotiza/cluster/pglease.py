@@ -106,15 +106,16 @@ class PgLease(Lease):
                 row = (await conn.execute(_CAMPAIGN, params)).mappings().first()
                 if row is None:
                     row = (await conn.execute(_CREATE, params)).mappings().first()
-                if row is not None:
-                    info = _info(self.name, row)
-                    self._epoch = info.epoch
-                    log.info("lease %r won by %s, epoch %d", self.name, self.node_id, info.epoch)
-                    return info
-                row = (await conn.execute(_CURRENT, params)).mappings().one()
-                return _info(self.name, row)
+                won = row is not None
+                if row is None:
+                    row = (await conn.execute(_CURRENT, params)).mappings().one()
+                info = _info(self.name, row)
         except (SQLAlchemyError, OSError) as exc:
             raise ClusterError(f"lease campaign failed: {describe_error(exc)}") from exc
+        if won:  # only once the transaction has committed
+            self._epoch = info.epoch
+            log.info("lease %r won by %s, epoch %d", self.name, self.node_id, info.epoch)
+        return info
 
     async def renew(self) -> bool:
         if self._epoch is None:
