@@ -33,3 +33,15 @@ class ConflictError(CotizaError):
 
 class InvalidRequestError(CotizaError):
     """A request was well formed but its values are not acceptable."""
+
+
+class ClusterError(CotizaError):
+    """The cluster's shared state (lease, backplane, control plane) could not be used."""
+
+
+class Fenced(ClusterError):
+    """This process no longer holds the lease it acted under: it must stop acting as leader.
+
+    Raised inside a history-write transaction (which must roll back) and when the backplane
+    refuses a publish from a lower epoch.
+    """

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import socket
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -44,6 +45,14 @@ class WsImpl(StrEnum):
     WSPROTO = "wsproto"
 
 
+class Role(StrEnum):
+    """What a process does in cluster mode (``ROLE``); standalone when BACKPLANE is unset."""
+
+    AUTO = "auto"  # campaigns for the lease and serves clients
+    FEEDER = "feeder"  # campaigns for the lease; not meant to serve clients at scale
+    EDGE = "edge"  # never campaigns: serves clients from the bus
+
+
 class RatioField(StrEnum):
     MID = "mid_ratio"
     LAST = "last_ratio"
@@ -58,6 +67,11 @@ TELEGRAM_TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 _HOURS_RE = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
+# redis://[[user]:password@]host:port/db -- host, port and database number all explicit.
+_BACKPLANE_RE = re.compile(
+    r"^redis://(?:[^@/\s]*@)?(\[[0-9A-Fa-f:.]+\]|[^:/@\s\[\]]+):(\d{1,5})/(\d{1,2})$"
+)
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 def _split_csv(value: Any) -> Any:
@@ -196,6 +210,27 @@ class Settings(BaseSettings):
     cotiza_env: str = "production"
     debug_faults: bool = False  # fault-injection routes; see _debug_faults
 
+    # Cluster mode (docs/cluster.md). BACKPLANE unset: one standalone process, as always.
+    backplane: str | None = None
+    role: Role = Role.AUTO
+    node_id: str | None = None  # default: hostname:PORT
+    node_url: str | None = None  # how others reach this node; default http://hostname:PORT
+    backplane_prefix: str = "cotiza"
+    lease_ttl: float = Field(6.0, gt=0)
+    lease_retry: float = Field(1.0, gt=0)
+    lease_renew_deadline: float = Field(4.0, gt=0)
+    primary_session_grace: float = Field(0.0, ge=0)
+    bus_heartbeat: float = Field(1.0, gt=0)
+    bus_stale_after: float = Field(3.0, gt=0)
+    bus_timeout: float = Field(2.0, gt=0)  # connect and command timeout towards Redis
+    bus_retry_base: float = Field(0.05, gt=0)  # reconnection backoff, first delay
+    bus_retry_max: float = Field(1.0, gt=0)  # reconnection backoff, longest delay
+    bus_outbox_size: int = Field(10_000, ge=16)  # distinct (kind, key) entries waiting to go
+    bus_batch_size: int = Field(500, ge=1)  # envelopes per publish script call
+    node_report_interval: float = Field(2.0, gt=0)  # node registry refresh
+    node_ttl: float = Field(10.0, gt=0)  # a node missing this long drops out of the registry
+    control_poll_interval: float = Field(5.0, gt=0)  # slow poll behind LISTEN/NOTIFY
+
     # Logging.
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.TEXT
@@ -300,6 +335,71 @@ class Settings(BaseSettings):
             raise ValueError("needs COTIZA_ENV=test and a loopback HOST (127.0.0.1, ::1)")
         return value
 
+    @field_validator("backplane")
+    @classmethod
+    def _backplane(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        match = _BACKPLANE_RE.match(value)
+        if not match or not 0 < int(match.group(2)) <= 65535:
+            raise ValueError("expected redis://host:port/db, for example redis://127.0.0.1:6379/0")
+        database = str(info.data.get("database_url", ""))
+        if not database.startswith("postgresql"):
+            raise ValueError("cluster mode needs a PostgreSQL DATABASE_URL (SQLite is per process)")
+        return value
+
+    @field_validator("role")
+    @classmethod
+    def _role(cls, value: Role, info: ValidationInfo) -> Role:
+        if value is not Role.AUTO and "backplane" in info.data and not info.data["backplane"]:
+            raise ValueError(f"ROLE={value} needs BACKPLANE (cluster mode)")
+        return value
+
+    @field_validator("node_id")
+    @classmethod
+    def _node_id(cls, value: str | None, info: ValidationInfo) -> str:
+        value = (value or "").strip() or f"{socket.gethostname()}:{info.data.get('port', 8000)}"
+        if len(value) > 128 or any(c.isspace() for c in value):
+            raise ValueError("expected up to 128 characters without spaces")
+        return value
+
+    @field_validator("node_url")
+    @classmethod
+    def _node_url(cls, value: str | None, info: ValidationInfo) -> str:
+        value = (value or "").strip()
+        if not value:
+            return f"http://{socket.gethostname()}:{info.data.get('port', 8000)}"
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("expected http://host:port")
+        return value.rstrip("/")
+
+    @field_validator("backplane_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not _PREFIX_RE.match(value):
+            raise ValueError("expected 1-64 characters among letters, digits and _ . : -")
+        return value
+
+    @field_validator("lease_renew_deadline")
+    @classmethod
+    def _renew_deadline(cls, value: float, info: ValidationInfo) -> float:
+        # A leader stops before its lease can expire, with one retry to spare.
+        ttl, retry = info.data.get("lease_ttl"), info.data.get("lease_retry")
+        if ttl is not None and retry is not None and not value < ttl - retry:
+            raise ValueError(
+                f"must be below LEASE_TTL - LEASE_RETRY ({ttl:g} - {retry:g} = {ttl - retry:g})"
+            )
+        return value
+
+    @field_validator("bus_stale_after")
+    @classmethod
+    def _stale_after(cls, value: float, info: ValidationInfo) -> float:
+        heartbeat = info.data.get("bus_heartbeat")
+        if heartbeat is not None and value <= heartbeat:
+            raise ValueError(f"must exceed BUS_HEARTBEAT ({heartbeat:g})")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
@@ -362,12 +462,19 @@ class Settings(BaseSettings):
             if data.get(key):
                 data[key] = "***"
         data["database_url"] = redact_url(self.database_url)
+        if self.backplane:
+            data["backplane"] = redact_url(self.backplane)
         return data
+
+    @property
+    def cluster(self) -> bool:
+        """Cluster mode: several processes on the Redis backplane and PostgreSQL."""
+        return self.backplane is not None
 
 
 def redact_url(url: str) -> str:
     """Hide the password of a database URL."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -255,7 +255,7 @@ async def test_migration_0002_backfills_days_from_hours(fresh_db_url: str) -> No
     expected = _days_from_hours(rows)
     assert len(expected) == 2 * 5
     async with Database(fresh_db_url) as db:  # start-up upgrades to head
-        assert await db.revision() == "0003"
+        assert await db.revision() == "0004"
         assert_buckets_equal(await stored_buckets(db, ratio_days), expected)
         stats = await Repository(db).window_stats(D0 - DAY, D0 + 5 * DAY, field="mid_ratio")
         for pid in (1, 2):

@@ -94,5 +94,5 @@ async def test_migration_0003_up_and_down(fresh_db_url: str) -> None:
         assert not ALERT_TABLES & names and "ratio_days" in names
         assert await db.revision() == "0002"
     async with Database(fresh_db_url) as db:
-        assert await db.revision() == "0003"
+        assert await db.revision() == "0004"
         assert await AlertStore(db).list_rules() == []

@@ -18,7 +18,16 @@ from cotiza.storage import database as database_module
 from cotiza.storage.database import Database
 from cotiza.storage.tables import metadata
 
-TABLES = {"ratio_pairs", "ratio_samples", "ratio_minutes", "ratio_hours", "ratio_days", "ticks"}
+TABLES = {
+    "ratio_pairs",
+    "ratio_samples",
+    "ratio_minutes",
+    "ratio_hours",
+    "ratio_days",
+    "ticks",
+    "cluster_leases",
+    "cluster_control",
+}
 ALEMBIC_INI = Path(database_module.__file__).parent / "migrations" / "alembic.ini"
 
 
@@ -31,12 +40,12 @@ def _table_names(connection: Connection) -> set[str]:
 
 
 async def test_start_migrates_to_head(db_url: str) -> None:
-    """Starting on an empty database creates every table and records revision 0003."""
+    """Starting on an empty database creates every table and records revision 0004."""
     db = Database(db_url)
     await db.start()
     try:
-        assert await db.revision() == "0003"
-        assert db.expected_revision == "0003"
+        assert await db.revision() == "0004"
+        assert db.expected_revision == "0004"
         async with db.engine.connect() as conn:
             assert await conn.run_sync(_table_names) >= TABLES
     finally:
@@ -63,7 +72,7 @@ async def test_start_and_stop_are_idempotent(db_url: str) -> None:
     with pytest.raises(StorageError):
         db.engine  # noqa: B018 - the property access is what is tested
     await db.start()
-    assert await db.revision() == "0003"
+    assert await db.revision() == "0004"
     await db.stop()
 
 
@@ -119,13 +128,13 @@ async def test_alembic_command_line_upgrades_and_downgrades(fresh_db_url: str) -
     await _alembic("-x", f"url={fresh_db_url}", "upgrade", "head")
     assert await _tables_without_migrating(fresh_db_url) >= TABLES
     async with Database(fresh_db_url) as db:
-        assert await db.revision() == "0003"
+        assert await db.revision() == "0004"
 
     await _alembic("-x", f"url={fresh_db_url}", "downgrade", "base")
     assert not TABLES & await _tables_without_migrating(fresh_db_url)
 
     async with Database(fresh_db_url) as db:  # start-up migrates the emptied database
-        assert await db.revision() == "0003"
+        assert await db.revision() == "0004"
         async with db.engine.connect() as conn:
             assert await conn.run_sync(_schema_diff) == []
 
@@ -140,7 +149,7 @@ async def test_unknown_revision_fails_start_up(db_url: str) -> None:
     finally:
         engine = create_async_engine(db_url)
         async with engine.begin() as conn:
-            await conn.execute(text("UPDATE alembic_version SET version_num = '0003'"))
+            await conn.execute(text("UPDATE alembic_version SET version_num = '0004'"))
         await engine.dispose()
 
 

@@ -62,6 +62,16 @@ def _parse_users(text: str) -> dict[str, str]:
     return users
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _parse_fault(text: str) -> tuple[str, Any]:
     name, _, raw = text.partition("=")
     value: Any = True
@@ -91,7 +101,15 @@ def fake_primary(args: argparse.Namespace) -> int:
         engine = SimEngine(symbols, args.seed, args.rate)
 
     async def main(stop: asyncio.Event) -> int:
-        fake = FakePrimary(args.users, listed, engine, host=args.host, port=args.port)
+        fake = FakePrimary(
+            args.users,
+            listed,
+            engine,
+            host=args.host,
+            port=args.port,
+            max_sessions_per_user=args.max_sessions_per_user,
+            on_excess=args.on_excess,
+        )
         try:
             fake.faults.update(dict(args.fault))
         except KeyError as exc:
@@ -273,6 +291,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fake.add_argument("--speed", type=float, default=1.0, help="replay speed (0: fastest)")
     fake.add_argument(
         "--fault", type=_parse_fault, action="append", default=[], metavar="KNOB=VALUE"
+    )
+    fake.add_argument(
+        "--max-sessions-per-user",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="market-data sessions one user may hold at once, like a broker (default: no limit)",
+    )
+    fake.add_argument(
+        "--on-excess",
+        choices=["refuse", "kick-oldest"],
+        default="refuse",
+        help="one session too many: refuse its handshake (HTTP 429) or close the oldest",
     )
     fake.add_argument("--log-level", default="INFO")
     fake.set_defaults(func=fake_primary)

@@ -248,3 +248,14 @@ def _symbol(frame: Frame) -> str | None:
 def _settings() -> Settings:
     # Built without reading the environment: only the simulator's catalogue is needed.
     return Settings.model_construct()
+
+
+def no_data(symbol: str, market: str) -> Frame:
+    """The Md frame Primary sends for an instrument without any market data yet."""
+    entries = {"BI": None, "OF": None, "LA": None, "OP": None, "CL": None}
+    return {
+        "type": "Md",
+        "timestamp": int(time.time() * 1000),
+        "instrumentId": {"marketId": market, "symbol": symbol},
+        "marketData": entries,
+    }

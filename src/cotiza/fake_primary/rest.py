@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import orjson
 from typing_extensions import TypedDict
 
+from cotiza.fake_primary.sessions import SessionLimitsState
 from cotiza.fake_primary.wire import HttpRequest
 from cotiza.feeds.primary_frames import Frame, error_frame, unknown_product
 
@@ -171,7 +172,7 @@ class SessionState(TypedDict):
     sent: int
 
 
-class FakeState(TypedDict):
+class FakeState(SessionLimitsState):
     """What ``/_fake/state`` answers."""
 
     faults: dict[str, object]
@@ -194,4 +195,5 @@ def state(fake: FakePrimary) -> FakeState:
         "handshakes": len(fake.handshakes),
         "client_frames": len(fake.client_frames),
         "frames_sent": fake.frames_sent,
+        **fake.limits.state(),  # peak_sessions: most concurrent sessions of any one user
     }

@@ -21,8 +21,9 @@ from typing import Any
 
 import orjson
 
-from cotiza.fake_primary.engine import Instrument, MarketEngine, SimEngine, sim_instruments
+from cotiza.fake_primary.engine import Instrument, MarketEngine, SimEngine, no_data, sim_instruments
 from cotiza.fake_primary.faults import EMPTY_BOOK, MALFORMED_FRAMES, Faults
+from cotiza.fake_primary.sessions import OnExcess, SessionLimits, kick
 from cotiza.fake_primary.wire import BadRequest, HttpRequest, WsPeer, read_request, write_response
 from cotiza.feeds.primary_frames import Frame, error_frame, unknown_product
 from cotiza.feeds.primary_parse import JsonObject
@@ -70,6 +71,8 @@ class FakePrimary:
         seed: int = 42,
         stop_timeout: float = 2.0,
         session_queue: int = 200_000,
+        max_sessions_per_user: int | None = None,
+        on_excess: OnExcess | str = OnExcess.REFUSE,
     ) -> None:
         """``stop_timeout``: how long ``stop`` lets connection handlers end by themselves;
         ``session_queue``: frames buffered per connection before the oldest are dropped."""
@@ -82,6 +85,7 @@ class FakePrimary:
         self.stop_timeout = stop_timeout
         self.session_queue = session_queue
         self.faults = Faults()
+        self.limits = SessionLimits(max_sessions_per_user, OnExcess(on_excess))
         self.tokens: dict[str, tuple[str, float]] = {}
         self.sessions: dict[int, Session] = {}
         self.client_frames: list[ClientFrame] = []
@@ -329,7 +333,7 @@ class FakePrimary:
     ) -> None:
         peer = WsPeer(reader, writer)
         user = self.token_user(request.headers.get("x-auth-token"))
-        status = 101
+        status, admission = 101, None
         if self.faults.unavailable:
             status = 503
         elif user is None:
@@ -337,16 +341,23 @@ class FakePrimary:
         elif self.faults.reject_handshakes > 0:
             self.faults.reject_handshakes -= 1
             status = 401
+        else:
+            admission = self.limits.admit(user)
+            status = admission.status
         accepted = peer.handshake(request, status == 101, status) is not None
         self.handshakes.append((time.monotonic(), status if not accepted else 101))
         self._notify()
-        if not accepted or user is None:
+        if not accepted or user is None or admission is None:
             await peer.drain()
             writer.close()
             return
         session = Session(
             next(self._ids), peer, user, time.monotonic(), queue=deque(maxlen=self.session_queue)
         )
+        for kicked in map(self.sessions.get, admission.kick):
+            if kicked is not None:
+                kick(kicked.peer)
+        self.limits.opened(user, session.id, admission.kick)
         self.sessions[session.id] = session
         self.opened[session.id] = session.opened_at
         sender = self._spawn(self._send_loop(session), f"fake-primary-send-{session.id}")
@@ -358,6 +369,7 @@ class FakePrimary:
         finally:
             sender.cancel()
             self.sessions.pop(session.id, None)
+            self.limits.closed(user, session.id)
             self._notify()
 
     def _on_message(self, session: Session, text: str) -> None:
@@ -385,16 +397,6 @@ class FakePrimary:
                 continue
             session.symbols.add(symbol)
             # Primary answers a subscription with the current state of the instrument.
-            latest = self.engine.latest(symbol) or _no_data(symbol, str(market))
+            latest = self.engine.latest(symbol) or no_data(symbol, str(market))
             session.queue.append(orjson.dumps(self._shape(latest)))
         session.wake.set()
-
-
-def _no_data(symbol: str, market: str) -> Frame:
-    entries = {"BI": None, "OF": None, "LA": None, "OP": None, "CL": None}
-    return {
-        "type": "Md",
-        "timestamp": int(time.time() * 1000),
-        "instrumentId": {"marketId": market, "symbol": symbol},
-        "marketData": entries,
-    }

@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -149,5 +150,30 @@ alert_firings = Table(
     Index("ix_alert_firings_rule", "rule_id"),
 )
 
+# Cluster mode (cotiza.cluster): the leader lease, fenced by its epoch, and the desired
+# state of the feed and of the pairs that any node may write and the leader applies.
+cluster_leases = Table(
+    "cluster_leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(128), nullable=True),
+    Column("holder_url", String(256), nullable=True),
+    Column("epoch", BigInteger, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=True),
+    Column("renewed_at", DateTime(timezone=True), nullable=True),
+)
+
+cluster_control = Table(
+    "cluster_control",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("action", String(16), nullable=True),
+    Column("instruments", Text, nullable=True),
+    Column("updated_by", String(128), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 RATIO_FIELDS = _RATIO_FIELDS
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"

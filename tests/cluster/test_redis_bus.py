@@ -1,0 +1,232 @@
+"""RedisBus on the shared Redis: ordered delivery, snapshots, fencing, gaps, heartbeats."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+from cluster_kit import RecordingSink, eventually
+
+from cotiza.cluster import BusMessage, BusState, Kind, RedisBus
+from cotiza.settings import Settings
+
+pytestmark = [pytest.mark.cluster]
+
+Factory = Callable[..., Settings]
+
+
+@asynccontextmanager
+async def started(*buses: RedisBus) -> AsyncIterator[None]:
+    for bus in buses:
+        await bus.start()
+    try:
+        for bus in buses:
+            await bus.subscriber.wait_for(lambda s: s.state is BusState.CONNECTED, 10)
+        yield
+    finally:
+        for bus in buses:
+            await bus.stop()
+
+
+def tick(symbol: str, version: int) -> str:
+    return f'{{"type":"tick","symbol":"{symbol}","bid":{version}.5,"v":{version}}}'
+
+
+async def test_follower_applies_the_leaders_frames_in_order(bus_settings: Factory) -> None:
+    """Every frame reaches the follower once, in order, as the exact same string."""
+    local: list[BusMessage] = []
+    sink_a, sink_b = RecordingSink(), RecordingSink()
+    a = RedisBus(bus_settings(node_id="a"), sink_a, local_sink=local.append)
+    b = RedisBus(bus_settings(node_id="b"), sink_b)
+    async with started(a, b):
+        a.lead(1)
+        # A new epoch reaches followers as a resync (its first envelopes are in the snapshot
+        # they read); from then on they apply the stream envelope by envelope.
+        a.publish(Kind.TICK, "FIRST", tick("FIRST", 0))
+        await eventually(lambda: b.subscriber.sequencer.synced, 5)
+        assert sink_b.resyncs[-1].get(Kind.TICK, "FIRST") is not None
+        frames = [tick(f"S{i:02d}", i) for i in range(50)]
+        for i, frame in enumerate(frames):
+            assert a.publish(Kind.TICK, f"S{i:02d}", frame)
+        assert [m.frame for m in local][1:] == frames  # the leader's own hub got them at once
+        await eventually(lambda: len(sink_b.applied) == 50, 5)
+        assert [m.frame for m in sink_b.applied] == frames
+        seqs = [m.seq for m in sink_b.applied]
+        assert seqs == list(range(seqs[0], seqs[0] + 50))  # consecutive: nothing lost
+        assert {m.epoch for m in sink_b.applied} == {1}
+        assert sink_a.applied == []  # the leader does not apply its own stream again
+        assert b.stats.gaps == 0 and b.stats.resyncs == 1 and b.stats.stale_dropped == 0
+        assert b.lag_ms is not None and 0 <= b.lag_ms < 1000
+        snapshot = await b.snapshot()
+        assert snapshot.meta is not None and snapshot.meta.leader_node == "a"
+        assert snapshot.meta.epoch == 1 and snapshot.meta.seq >= 51
+        assert snapshot.get(Kind.TICK, "S07").frame == frames[7]  # type: ignore[union-attr]
+
+
+async def test_late_joiner_starts_from_the_snapshot(bus_settings: Factory) -> None:
+    """A node that subscribes later gets the latest value of every key, then the stream."""
+    sink_b = RecordingSink()
+    a = RedisBus(bus_settings(node_id="a"), RecordingSink())
+    b = RedisBus(bus_settings(node_id="b"), sink_b)
+    async with started(a):
+        a.lead(7)
+        for version in (1, 2):
+            for i in range(20):
+                a.publish(Kind.TICK, f"S{i}", tick(f"S{i}", version))
+        a.publish(Kind.SAMPLE, "3", '{"type":"sample","pair_id":3}')
+        a.publish(Kind.DASH, "dashboard", '{"type":"dashboard_data","count":0}')
+        await eventually(lambda: a.stats.published >= 22, 5)
+        async with started(b):
+            first = sink_b.resyncs[0]
+            assert first.meta is not None and first.meta.epoch == 7
+            assert {key for kind, key in sink_b.latest if kind is Kind.TICK} == {
+                f"S{i}" for i in range(20)
+            }
+            assert all(sink_b.latest[(Kind.TICK, f"S{i}")] == tick(f"S{i}", 2) for i in range(20))
+            assert sink_b.latest[(Kind.SAMPLE, "3")] == '{"type":"sample","pair_id":3}'
+            assert (Kind.DASH, "dashboard") in sink_b.latest
+            a.publish(Kind.TICK, "S0", tick("S0", 3))
+            await eventually(lambda: sink_b.frames(Kind.TICK, "S0") == [tick("S0", 3)], 5)
+            assert b.stats.resyncs == 0 and b.stats.gaps == 0
+
+
+async def test_a_leader_seeing_a_higher_epoch_on_the_bus_stops_publishing(
+    bus_settings: Factory,
+) -> None:
+    """A leader whose own subscription shows a higher epoch is fenced at once."""
+    fenced: list[int] = []
+    sink_b = RecordingSink()
+    old = RedisBus(bus_settings(node_id="old"), RecordingSink(), on_fenced=fenced.append)
+    new = RedisBus(bus_settings(node_id="new"), RecordingSink())
+    b = RedisBus(bus_settings(node_id="b"), sink_b)
+    async with started(old, new, b):
+        old.lead(1)
+        old.publish(Kind.TICK, "A", tick("A", 1))
+        await eventually(lambda: sink_b.latest.get((Kind.TICK, "A")) == tick("A", 1), 5)
+        new.lead(2)
+        new.publish(Kind.TICK, "A", tick("A", 2))
+        await eventually(lambda: bool(fenced), 5)
+        assert set(fenced) == {2} and not old.leading
+        assert not old.publish(Kind.TICK, "A", tick("A", 99))  # nothing leaves any more
+        await eventually(lambda: sink_b.latest.get((Kind.TICK, "A")) == tick("A", 2), 5)
+        new.publish(Kind.TICK, "B", tick("B", 2))
+        await eventually(lambda: (Kind.TICK, "B") in sink_b.latest, 5)
+        seen = [m.frame for m in sink_b.applied]
+        seen += [m.frame for snap in sink_b.resyncs for m in snap.messages()]
+        assert tick("A", 99) not in seen and sink_b.latest[(Kind.TICK, "A")] == tick("A", 2)
+
+
+async def test_lua_refusal_fences_a_publisher_that_never_saw_the_new_epoch(
+    bus_settings: Factory,
+) -> None:
+    """The publish script alone refuses a lower epoch, even with no subscriber to notice."""
+    fenced: list[int] = []
+    old = RedisBus(bus_settings(node_id="old"), RecordingSink(), on_fenced=fenced.append)
+    new = RedisBus(bus_settings(node_id="new"), RecordingSink())
+    await new.start()
+    try:
+        new.lead(5)
+        new.publish(Kind.TICK, "A", tick("A", 5))
+        await eventually(lambda: new.stats.published >= 1, 5)
+        await old.publisher.start()  # publisher only: its subscriber cannot see epoch 5
+        old.lead(4)
+        old.publish(Kind.TICK, "A", tick("A", 4))
+        await eventually(lambda: bool(fenced), 5)
+        assert fenced == [5] and old.stats.fenced_publishes >= 1 and not old.leading
+        snapshot = await new.snapshot()
+        assert snapshot.get(Kind.TICK, "A").frame == tick("A", 5)  # type: ignore[union-attr]
+        assert snapshot.meta is not None and snapshot.meta.epoch == 5
+    finally:
+        await old.publisher.stop()
+        await old.client.aclose()
+        await new.stop()
+
+
+async def test_gap_triggers_a_counted_resync_and_nothing_is_lost(bus_settings: Factory) -> None:
+    """Envelopes lost between leader and follower show as a gap; a resync restores the state."""
+    sink_b = RecordingSink()
+    a = RedisBus(bus_settings(node_id="a"), RecordingSink())
+    b = RedisBus(bus_settings(node_id="b"), sink_b)
+    async with started(a, b):
+        a.lead(1)
+        a.publish(Kind.TICK, "X", tick("X", 1))
+        await eventually(lambda: b.subscriber.sequencer.synced, 5)
+        before = b.stats.resyncs  # the new epoch's own resync
+        a.publisher.seq += 3  # three envelopes the follower never receives
+        a.publish(Kind.TICK, "Y", tick("Y", 1))
+        await eventually(lambda: b.stats.gaps == 1 and b.stats.resyncs == before + 1, 5)
+        assert sink_b.latest[(Kind.TICK, "Y")] == tick("Y", 1)  # from the resync's snapshot
+        a.publish(Kind.TICK, "Z", tick("Z", 1))
+        await eventually(lambda: sink_b.frames(Kind.TICK, "Z") == [tick("Z", 1)], 5)
+        assert b.stats.gaps == 1 and b.state is BusState.CONNECTED
+
+
+async def test_heartbeats_keep_a_quiet_leaders_followers_connected(bus_settings: Factory) -> None:
+    """With nothing to publish, heartbeats flow: no wedge, lag measured, seq advancing."""
+    a = RedisBus(bus_settings(node_id="a"), RecordingSink())
+    b = RedisBus(bus_settings(node_id="b"), RecordingSink())
+    async with started(a, b):
+        a.lead(1)
+        stale_after = b.subscriber.stale_after
+        await eventually(lambda: b.subscriber.sequencer.seq >= 4 * stale_after / 0.1, 10)
+        assert b.state is BusState.CONNECTED
+        assert b.stats.wedges == 0 and b.stats.reconnects == 0 and b.stats.applied == 0
+        assert a.stats.heartbeats >= 4 and b.lag_ms is not None
+
+
+async def test_no_leader_is_not_a_wedge(bus_settings: Factory) -> None:
+    """Silence without any leader publishing is not this node's fault: it stays connected."""
+    b = RedisBus(bus_settings(node_id="b"), RecordingSink())
+    async with started(b):
+        started_at = time.monotonic()
+        stale_after = b.subscriber.stale_after
+        await eventually(lambda: time.monotonic() - started_at > 4 * stale_after, 10)
+        assert b.state is BusState.CONNECTED and b.stats.wedges == 0 and b.stats.reconnects == 0
+
+
+async def test_the_outbox_coalesces_a_burst_to_the_latest_value(bus_settings: Factory) -> None:
+    """A burst on one key between two sends reaches followers as its latest value."""
+    sink_b = RecordingSink()
+    a = RedisBus(bus_settings(node_id="a"), RecordingSink())
+    b = RedisBus(bus_settings(node_id="b"), sink_b)
+    async with started(a, b):
+        a.lead(1)
+        a.publish(Kind.TICK, "WARM", tick("WARM", 0))
+        await eventually(lambda: b.subscriber.sequencer.synced, 5)
+        before = a.stats.outbox_coalesced
+        for version in range(1000):  # no await in between: the sender cannot run
+            a.publish(Kind.TICK, "HOT", tick("HOT", version))
+        await eventually(lambda: sink_b.latest.get((Kind.TICK, "HOT")) == tick("HOT", 999), 5)
+        assert a.stats.outbox_coalesced - before == 999
+        assert len(sink_b.frames(Kind.TICK, "HOT")) == 1
+
+
+async def test_stop_is_idempotent_and_leaves_no_task(bus_settings: Factory) -> None:
+    """start/stop twice each; afterwards the bus is stopped and its tasks are gone."""
+    a = RedisBus(bus_settings(node_id="a"), RecordingSink())
+    await a.start()
+    await a.start()
+    tasks = [a.publisher._task, a.subscriber._task]
+    await a.stop()
+    await a.stop()
+    assert a.state is BusState.STOPPED
+    assert all(task is not None and task.done() for task in tasks)
+
+
+async def test_a_new_leader_republishes_the_state_it_holds(bus_settings: Factory) -> None:
+    """lead() sends a keyframe from the callback: every key, under the new epoch."""
+    from cotiza.cluster import Publication
+
+    held = [Publication(Kind.TICK, f"K{i}", tick(f"K{i}", 1), asof=100.0 + i) for i in range(5)]
+    sink_b = RecordingSink()
+    a = RedisBus(bus_settings(node_id="a"), RecordingSink(), keyframe=lambda: held)
+    b = RedisBus(bus_settings(node_id="b"), sink_b)
+    async with started(a, b):
+        a.lead(9)
+        await eventually(lambda: len(sink_b.latest) == 5, 5)
+        assert a.stats.keyframes == 1
+        snapshot = await b.snapshot()
+        entry = snapshot.get(Kind.TICK, "K3")
+        assert entry is not None and entry.epoch == 9 and entry.asof == 103.0
