@@ -24,7 +24,9 @@ function describeValue(item) {
   if (typeof value === "object") {
     return Object.entries(value)
       .map(([name, v]) =>
-        typeof v === "boolean" ? `${translated("health.worker", name)} ${v ? "✓" : "✗"}` : `${name}: ${v}`,
+        typeof v === "boolean"
+          ? `${translated("health.worker", name)} ${v ? "✓" : "✗"}`
+          : `${translated("health.field", name)}: ${typeof v === "number" ? quantity(v) : translated("health.field", v)}`,
       )
       .join(" · ");
   }
@@ -70,6 +72,9 @@ const OUTPUTS = [
   [/^(\d+) ticks dropped \(queue full\)$/, (m) => t("health.out.ticks_dropped", { count: m[1] })],
   [/^dead: (.+)$/, (m) => t("health.out.dead", { names: m[1].split(", ").map((n) => translated("health.worker", n)).join(", ") })],
   [/^(\d+) consecutive failures/, (m) => t("health.out.write_failures", { count: m[1] })],
+  [/^not running$/, () => t("health.out.not_running")],
+  [/^delivery task died$/, () => t("health.out.delivery_task_died")],
+  [/^supervisor task ended$/, () => t("health.out.supervisor_task_ended")],
 ];
 
 /** A check's note in the page's language; an unknown one is named as a technical detail. */
