@@ -34,11 +34,11 @@ def _status_line(port: int) -> Callable[[str], None]:
 
 
 def run_monitor(args: argparse.Namespace) -> int:
-    words: list[str] = list(args.words)
-    if words[:1] == ["status"]:
+    if args.action == "status":
         return run_status(args)
-    if words[:1] == ["restart"]:
+    if args.action == "restart":
         return run_restart(args)
+    words: list[str] = list(getattr(args, "after_separator", []))
     from cotiza.logs import configure_logging
     from cotiza.monitor.alerts import Alerter
     from cotiza.monitor.ledger import RunPaths
@@ -203,12 +203,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     mon.add_argument("--alert-timeout", type=float, default=None, help="seconds [ALERT_TIMEOUT]")
     mon.add_argument("--json", action="store_true", help="monitor status: print JSON")
     _add_knobs(mon)
+    # The service command comes after '--' and is split off before parsing (cli.main), so a
+    # typo such as 'stauts' is a usage error instead of a command to supervise.
     mon.add_argument(
-        "words",
-        nargs="*",
-        metavar="status|restart|-- COMMAND",
-        help="'status', 'restart', or the service command after '--'",
+        "action",
+        nargs="?",
+        choices=("status", "restart"),
+        help="'status' or 'restart'; without one, supervise the service command after '--'",
     )
+    mon.set_defaults(takes_command=True)
     mon.set_defaults(func=run_monitor)
 
 

@@ -22,7 +22,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("serve", help="start the service")
+    add_arguments(sub.add_parser("serve", help="start the service"))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``cotiza serve`` (and of ``python3 main.py``, which has its own usage)."""
     parser.add_argument("--host", default=None, help="bind address (default HOST or 0.0.0.0)")
     parser.add_argument("--port", type=int, default=None, help="port (default PORT or 8000)")
     parser.set_defaults(func=run)
