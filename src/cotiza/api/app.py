@@ -17,6 +17,7 @@ from typing_extensions import TypedDict
 
 from cotiza import __version__
 from cotiza.api.deps import ServicesDep
+from cotiza.api.docs import mount_docs
 from cotiza.api.routes import alerts, auth, control, health, quotes, ratios, ws
 from cotiza.errors import (
     ConflictError,
@@ -76,7 +77,10 @@ def create_app(settings: Settings) -> FastAPI:
             finally:
                 runtime.services = None
 
-    app = FastAPI(title="cotiza", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="cotiza", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
+    mount_docs(app)  # /docs and /redoc with packaged assets: they work offline
     app.state.runtime = runtime
     app.state.settings = settings
 
