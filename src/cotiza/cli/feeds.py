@@ -279,18 +279,54 @@ async def import_recording(settings: Settings, path: Path, to_db: bool, stop: as
     return 130 if stop.is_set() else 0
 
 
+def _fake_epilog() -> str:
+    """The fake's default users and every fault knob, for ``fake-primary --help``."""
+    import dataclasses
+
+    from cotiza.fake_primary.faults import Faults
+    from cotiza.fake_primary.server import DEFAULT_USERS
+
+    users = ", ".join(f"{user}:{password}" for user, password in DEFAULT_USERS.items())
+    knobs = ", ".join(f"{f.name} (default {f.default!r})" for f in dataclasses.fields(Faults))
+    return (
+        f"Users (user:password): without --users the fake accepts {users}. "
+        f"Fault knobs for --fault KNOB=VALUE (repeatable; JSON values; also POST /_fake/faults "
+        f"while running): {knobs}. *_after knobs fire once, on the first connection reaching "
+        "N frames."
+    )
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    fake = sub.add_parser("fake-primary", help="run a fake Primary API server (tests, demos)")
+    from cotiza.fake_primary.server import DEFAULT_USERS
+
+    fake = sub.add_parser(
+        "fake-primary",
+        help="run a fake Primary API server (tests, demos)",
+        description="A local Primary look-alike: REST (auth, instrument list) and WebSocket "
+        "market data, simulated or replayed, with fault knobs.",
+        epilog=_fake_epilog(),
+    )
     fake.add_argument("--host", default="127.0.0.1")
     fake.add_argument("--port", type=int, default=9000, help="port (0 picks a free one)")
-    fake.add_argument("--users", type=_parse_users, default={"user": "password"}, metavar="U:P,...")
+    fake.add_argument(
+        "--users",
+        type=_parse_users,
+        default=dict(DEFAULT_USERS),
+        metavar="U:P,...",
+        help="accepted users, e.g. ana:secret,bob:pw (default: listed below)",
+    )
     fake.add_argument("--instruments", type=Path, help="JSON list or text file of symbols")
     fake.add_argument("--source", nargs="+", metavar="sim|replay FILE", help="market engine")
     fake.add_argument("--rate", type=float, default=20.0, help="simulated ticks per second")
     fake.add_argument("--seed", type=int, default=42)
     fake.add_argument("--speed", type=float, default=1.0, help="replay speed (0: fastest)")
     fake.add_argument(
-        "--fault", type=_parse_fault, action="append", default=[], metavar="KNOB=VALUE"
+        "--fault",
+        type=_parse_fault,
+        action="append",
+        default=[],
+        metavar="KNOB=VALUE",
+        help="set a fault knob at start (knobs listed below)",
     )
     fake.add_argument(
         "--max-sessions-per-user",

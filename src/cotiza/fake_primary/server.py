@@ -56,6 +56,11 @@ class Session:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+# Users accepted unless others are given: README's demo logs in as demo/demo; the tests'
+# harness as user/password.
+DEFAULT_USERS: dict[str, str] = {"demo": "demo", "user": "password"}
+
+
 class FakePrimary:
     """A local stand-in for a Primary host, on ``host:port`` (0 picks a free port)."""
 
@@ -76,7 +81,7 @@ class FakePrimary:
     ) -> None:
         """``stop_timeout``: how long ``stop`` lets connection handlers end by themselves;
         ``session_queue``: frames buffered per connection before the oldest are dropped."""
-        self.users = dict(users or {"user": "password"})
+        self.users = dict(users or DEFAULT_USERS)
         self.instruments = {i.symbol: i for i in (instruments or sim_instruments())}
         self._listed = instruments is not None
         self.engine: MarketEngine = engine or SimEngine(list(self.instruments), seed, rate)

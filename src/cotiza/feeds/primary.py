@@ -89,6 +89,7 @@ class PrimaryFeed(Feed):
             _ws_log.setLevel(logging.INFO)
         self._rng = rng or random.Random()
         self._desired: dict[str, None] = {}
+        self._whole_catalogue = False
         self._catalogue: list[str] = []
         self._token: _Token | None = None
         self._ws: ClientConnection | None = None
@@ -143,8 +144,10 @@ class PrimaryFeed(Feed):
             self.state = FeedState.FAILED
             raise FatalFeedError("PRIMARY_USER and PRIMARY_PASSWORD are required for FEED=primary")
         self._desired = dict.fromkeys(instruments)
-        if not self._desired:
-            log.warning("primary feed has no instruments to subscribe; set FEED_INSTRUMENTS")
+        # No instruments: the whole catalogue, subscribed once it is fetched (README).
+        self._whole_catalogue = not self._desired
+        if self._whole_catalogue:
+            log.info("primary feed: no FEED_INSTRUMENTS, subscribing to the whole catalogue")
         applier = FrameApplier(sink, self.stats)
         delays = self._new_backoff()
         self.state = FeedState.CONNECTING
@@ -340,6 +343,8 @@ class PrimaryFeed(Feed):
             log.warning("primary instrument list unreadable: %s", type(exc).__name__)
             return
         self._catalogue = [s for s in symbols if isinstance(s, str)]
+        if self._whole_catalogue:
+            self._desired = dict.fromkeys(self._catalogue)
         known = set(self._catalogue)
         unknown = [s for s in self._desired if s not in known]
         log.info("primary catalogue: %d instruments", len(self._catalogue))
