@@ -25,6 +25,13 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cotiza.errors import ConfigurationError
+from cotiza.settings_bounds import (
+    check_bounds,
+    check_host,
+    check_origins,
+    check_sim_instruments,
+    check_sqlite_path,
+)
 
 
 class FeedKind(StrEnum):
@@ -240,6 +247,27 @@ class Settings(BaseSettings):
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
 
+    @field_validator("*")
+    @classmethod
+    def _bounded(cls, value: Any, info: ValidationInfo) -> Any:
+        check_bounds(info.field_name or "", value)  # finite, within settings_bounds.BOUNDS
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return check_host(value)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        return check_origins(value)
+
+    @field_validator("feed_instruments")
+    @classmethod
+    def _instruments(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        return check_sim_instruments(value) if info.data.get("feed") is FeedKind.SIM else value
+
     @field_validator("telegram_chat_ids", mode="before")
     @classmethod
     def _chat_ids(cls, value: Any) -> Any:
@@ -312,6 +340,8 @@ class Settings(BaseSettings):
             value = "postgresql+asyncpg://" + value.split("://", 1)[1]
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("expected sqlite+aiosqlite:///PATH or postgresql+asyncpg://...")
+        if value.startswith("sqlite"):
+            check_sqlite_path(value)
         return value
 
     @field_validator("primary_env")

@@ -295,6 +295,11 @@ class SimMarket:
         )
 
 
+def sim_catalogue() -> list[str]:
+    """Every symbol the simulator quotes (its catalogue is local: settings check it)."""
+    return [spec.symbol for spec in _CATALOGUE]
+
+
 def nominal_half_spread(symbol: str) -> float | None:
     """The simulator's typical half-spread of ``symbol`` as a fraction of its price.
 
