@@ -186,6 +186,7 @@ class HealthAssessor:
             await timed_check(
                 "database:responseTime", s.health_check_timeout, self._db_check, Scope.READINESS
             ),
+            self._db_file(),
             self._writes(),
             self._workers(),
             self._memory(),
@@ -249,6 +250,14 @@ class HealthAssessor:
             None,
             Scope.READINESS,
         )
+
+    def _db_file(self) -> Check:
+        """The SQLite file is still the one opened at start-up (not removed or replaced)."""
+        path = self.database.file_path
+        problem = self.database.file_problem()
+        status = Status.FAIL if problem else Status.PASS
+        observed = str(path) if path is not None else None
+        return Check("database:file", status, observed, None, problem, Scope.READINESS)
 
     def _writes(self) -> Check:
         stats = self.writer.stats

@@ -73,6 +73,7 @@ class Database:
         self._echo = echo
         self._busy_timeout_ms = round(busy_timeout * 1000)
         self._engine: AsyncEngine | None = None
+        self._file_identity: tuple[int, int] | None = None  # SQLite file (st_dev, st_ino)
 
     @property
     def dialect(self) -> str:
@@ -124,6 +125,7 @@ class Database:
                 f"cannot open and migrate {self.url}: {describe_error(exc)}"
             ) from exc
         self._engine = engine
+        self._file_identity = self._identity()
         logger.info("database %s ready at revision %s", self.url, self.expected_revision)
 
     async def stop(self) -> None:
@@ -157,6 +159,48 @@ class Database:
                 return await conn.run_sync(_current_revision)
         except (SQLAlchemyError, OSError) as exc:
             raise StorageError(f"cannot read the schema revision: {describe_error(exc)}") from exc
+
+    @property
+    def file_path(self) -> Path | None:
+        """The SQLite database file, or None (PostgreSQL, in memory)."""
+        database = self._url.database
+        if self.dialect != "sqlite" or not database or database == ":memory:":
+            return None
+        if database.startswith("file:"):
+            return None
+        return Path(database).expanduser().absolute()
+
+    def _identity(self) -> tuple[int, int] | None:
+        path = self.file_path
+        if path is None:
+            return None
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        return (stat.st_dev, stat.st_ino)
+
+    def file_problem(self) -> str | None:
+        """Why the SQLite file this process writes is no longer the one at its path.
+
+        SQLite keeps writing to an open file after it is unlinked, so a database whose file
+        (or directory) was removed, or replaced by another file, still answers: everything
+        written from then on is lost. None when all is well or there is no file.
+        """
+        path, expected = self.file_path, self._file_identity
+        if path is None or expected is None or self._engine is None:
+            return None
+        if not path.parent.exists():
+            return f"the directory {path.parent} was removed; writes since then are lost"
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return f"the database file {path} was removed; writes since then are lost"
+        except OSError as exc:
+            return f"the database file {path} cannot be read: {exc.strerror}"
+        if (stat.st_dev, stat.st_ino) != expected:
+            return f"the database file {path} was replaced by another file; restart to use it"
+        return None
 
     def _create_engine(self) -> AsyncEngine:
         in_memory = self.dialect == "sqlite" and self._url.database in (None, "", ":memory:")
