@@ -270,8 +270,17 @@ class HealthAssessor:
                 f"{stats.consecutive_failures} consecutive failures: {stats.last_error}",
                 Scope.READINESS,
             )
-        status = Status.WARN if stats.dropped_ticks else Status.PASS
-        note = f"{stats.dropped_ticks} ticks dropped (queue full)" if stats.dropped_ticks else None
+        recent, window = stats.recent_dropped_ticks, self.settings.write_drop_window
+        status = Status.WARN if recent or stats.buffered_samples else Status.PASS
+        note = (
+            f"{recent} ticks dropped in the last {window:g} s (queue full; "
+            f"{stats.dropped_ticks} since start)"
+            if recent
+            else None
+        )
+        if stats.buffered_samples:
+            note = f"{note}; " if note else ""
+            note += f"{stats.buffered_samples} samples buffered"
         return Check("database:writes", status, stats.pending, "pending", note, Scope.READINESS)
 
     def _workers(self) -> Check:

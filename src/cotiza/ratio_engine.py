@@ -218,8 +218,8 @@ class RatioEngine:
                 next_at = loop.time() + interval
             try:
                 samples = self.take_samples(time.time())
-                for sample in samples:
-                    await self.writer.submit_sample(sample)
+                for sample in samples:  # never waits: a database outage must not stall sampling
+                    self.writer.offer_sample(sample)
                 self.samples_taken += len(samples)
                 self.last_sample_at = time.time()
             except Exception:

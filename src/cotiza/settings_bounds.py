@@ -34,6 +34,8 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "write_retry_base": (0.001, HOUR),
     "write_retry_max": (0.001, DAY),
     "write_drop_log_interval": (0.01, DAY),
+    "write_drop_window": (0.1, DAY),
+    "write_sample_buffer": (1, 10_000_000),
     "sqlite_busy_timeout": (0.001, HOUR),
     "demo_history_days": (0, 365),
     "sim_ticks_per_second": (0.001, 1_000_000),

@@ -9,6 +9,7 @@ import logging
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -57,7 +58,10 @@ class WriterStats:
     pending: int = 0
     written_ticks: int = 0
     written_samples: int = 0
-    dropped_ticks: int = 0
+    dropped_ticks: int = 0  # since start; health judges recent_dropped_ticks
+    recent_dropped_ticks: int = 0  # within WRITE_DROP_WINDOW seconds
+    buffered_samples: int = 0  # samples waiting beyond the queue (a database outage)
+    dropped_samples: int = 0  # oldest buffered samples given up past WRITE_SAMPLE_BUFFER
     failures: int = 0
     consecutive_failures: int = 0
     retries: int = 0
@@ -75,7 +79,10 @@ class Writer:
 
     Ticks are best effort: when the queue is nearly full they are dropped and counted, so
     that the last tenth of the queue stays free for samples. Samples are never dropped:
-    ``submit_sample`` waits for space. A failed batch is kept and retried with backoff.
+    ``submit_sample`` waits for space, and ``offer_sample`` (the sampler's way, which must
+    not stall through a database outage) keeps what does not fit in a bounded buffer that
+    refills the queue as the database comes back. A failed batch is kept and retried with
+    backoff.
     """
 
     def __init__(self, database: Database, settings: Settings) -> None:
@@ -104,6 +111,11 @@ class Writer:
         self._rng = random.Random()
         self._drops_unreported = 0
         self._last_drop_log = -math.inf
+        self._drop_window = settings.write_drop_window
+        self._drop_buckets: deque[list[float]] = deque()  # [quarter second, drops]
+        self._overflow: deque[RatioSample] = deque()
+        self._overflow_limit = settings.write_sample_buffer
+        self._last_overflow_log = -math.inf
 
     @property
     def running(self) -> bool:
@@ -112,7 +124,12 @@ class Writer:
     @property
     def stats(self) -> WriterStats:
         """A snapshot of the counters."""
-        return dataclasses.replace(self._stats, pending=self._queue.qsize() + len(self._batch))
+        return dataclasses.replace(
+            self._stats,
+            pending=self._queue.qsize() + len(self._batch) + len(self._overflow),
+            recent_dropped_ticks=self._recent_drops(),
+            buffered_samples=len(self._overflow),
+        )
 
     # --- producers ---
 
@@ -138,7 +155,47 @@ class Writer:
         self._accepted += 1
         self._wakeup.set()
 
+    def offer_sample(self, sample: RatioSample) -> None:
+        """Queue a sample without waiting: beyond the queue it waits in a bounded buffer
+        (``WRITE_SAMPLE_BUFFER``; the oldest go first, counted) until the database answers."""
+        if self._stopping:
+            raise StorageError("the writer is stopping; sample not accepted")
+        self._accepted += 1
+        self._wakeup.set()
+        if not self._overflow and not self._queue.full():
+            self._queue.put_nowait(sample)
+            return
+        self._overflow.append(sample)
+        if len(self._overflow) > self._overflow_limit:
+            self._overflow.popleft()
+            self._stats.dropped_samples += 1
+            self._completed += 1  # given up: a flush must not wait for it
+            now = time.monotonic()
+            if now - self._last_overflow_log >= self._drop_log_interval:
+                logger.warning(
+                    "sample buffer full (%d): oldest samples dropped (%d in total)",
+                    self._overflow_limit,
+                    self._stats.dropped_samples,
+                )
+                self._last_overflow_log = now
+
+    def _refill(self) -> None:
+        """Move buffered samples into the queue as it frees up, oldest first."""
+        while self._overflow and not self._queue.full():
+            self._queue.put_nowait(self._overflow.popleft())
+
+    def _recent_drops(self) -> int:
+        horizon = time.monotonic() - self._drop_window
+        while self._drop_buckets and self._drop_buckets[0][0] < horizon:
+            self._drop_buckets.popleft()
+        return int(sum(count for _, count in self._drop_buckets))
+
     def _count_drop(self) -> None:
+        bucket = math.floor(time.monotonic() * 4) / 4
+        if self._drop_buckets and self._drop_buckets[-1][0] == bucket:
+            self._drop_buckets[-1][1] += 1
+        else:
+            self._drop_buckets.append([bucket, 1])
         self._stats.dropped_ticks += 1
         self._drops_unreported += 1
         now = time.monotonic()
@@ -175,7 +232,7 @@ class Writer:
         if not done:
             await cancel_and_wait(task, timeout=timeout)
         self._task = None
-        left = self._queue.qsize() + len(self._batch)
+        left = self._queue.qsize() + len(self._batch) + len(self._overflow)
         if left:
             logger.error(
                 "writer stopped with %d item(s) not written (last error: %s)",
@@ -213,8 +270,9 @@ class Writer:
     async def _run(self) -> None:
         try:
             while True:
+                self._refill()
                 if not self._batch:
-                    if self._stopping and self._queue.empty():
+                    if self._stopping and self._queue.empty() and not self._overflow:
                         return
                     await self._collect()
                     if not self._batch:
@@ -244,6 +302,7 @@ class Writer:
         while len(self._batch) < self._batch_size:
             while len(self._batch) < self._batch_size and not self._queue.empty():
                 self._batch.append(self._queue.get_nowait())
+                self._refill()
             if len(self._batch) >= self._batch_size or self._stopping:
                 return
             if self._batch and self._flush_waiters:
