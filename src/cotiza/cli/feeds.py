@@ -217,22 +217,29 @@ def replay(args: argparse.Namespace) -> int:
 
 
 async def import_recording(settings: Settings, path: Path, to_db: bool, stop: asyncio.Event) -> int:
-    """Parse a recording through the live parse path; with ``to_db``, store its quotes."""
+    """Parse a recording through the live parse path; with ``to_db``, store its quotes and
+    rebuild the ratio history and dashboard aggregates they imply (``storage.rebuild``)."""
     from sqlalchemy import insert
 
     from cotiza.feeds.base import FeedStats
     from cotiza.feeds.primary_parse import FrameApplier
     from cotiza.feeds.recording import RecordingReader
+    from cotiza.ratios import DEFAULT_PAIRS
     from cotiza.storage.database import Database
+    from cotiza.storage.rebuild import HistoryRebuilder
+    from cotiza.storage.repository import Repository
     from cotiza.storage.tables import ticks
     from cotiza.storage.writer import TickRow, tick_row
 
     rows: list[TickRow] = []
     symbols: set[str] = set()
+    history: HistoryRebuilder | None = None
 
     def collect(quote: Quote) -> None:
         rows.append(tick_row(quote))
         symbols.add(quote.symbol)
+        if history is not None:
+            history.on_quote(quote)
 
     applier = FrameApplier(collect, FeedStats())
     reader = RecordingReader(path)
@@ -247,6 +254,9 @@ async def import_recording(settings: Settings, path: Path, to_db: bool, stop: as
     try:
         if database is not None:
             await database.start()
+            repository = Repository(database)
+            await repository.seed_pairs(DEFAULT_PAIRS)
+            history = HistoryRebuilder(settings, await repository.list_pairs(active_only=True))
         async with contextlib.aclosing(reader.batches()) as batches:
             async for batch in batches:
                 for item in batch:
@@ -254,9 +264,11 @@ async def import_recording(settings: Settings, path: Path, to_db: bool, stop: as
                     applier.apply(item.frame, item.recv_ns / 1e9)
                     first_ns = first_ns or item.recv_ns
                     last_ns = item.recv_ns
-                if database is not None and rows:
+                if database is not None and history is not None and (rows or history.pending):
                     async with database.engine.begin() as conn:
-                        await conn.execute(insert(ticks), rows)
+                        if rows:
+                            await conn.execute(insert(ticks), rows)
+                        await history.write(conn)
                     stored += len(rows)
                 rows.clear()
                 progress.update(reader.position, f"{applier.stats.quotes:,} quotes")
@@ -273,7 +285,8 @@ async def import_recording(settings: Settings, path: Path, to_db: bool, stop: as
     print(
         f"{path}: {stats.frames:,} frames, {stats.quotes:,} quotes, {len(symbols)} symbols, "
         f"{stats.errors:,} errors, {reader.bad_lines:,} unreadable lines, {span:.1f} s recorded"
-        + (f"; {stored:,} ticks stored" if to_db else ""),
+        + (f"; {stored:,} ticks stored" if to_db else "")
+        + (f", {history.stored:,} ratio samples rebuilt" if history is not None else ""),
         file=sys.stderr,
     )
     return 130 if stop.is_set() else 0
@@ -350,8 +363,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rec.add_argument("--instruments", default=None, help="comma-separated symbols")
     rec.set_defaults(func=record)
 
-    rep = sub.add_parser("replay", help="read a recording; --to-db imports its quotes")
+    rep = sub.add_parser("replay", help="read a recording; --to-db imports it into history")
     rep.add_argument("file", type=Path)
-    rep.add_argument("--to-db", action="store_true", help="store the quotes in the ticks table")
+    rep.add_argument(
+        "--to-db",
+        action="store_true",
+        help="store the ticks and rebuild ratio history and dashboard aggregates",
+    )
     rep.add_argument("--database-url", default=None, help="default DATABASE_URL")
     rep.set_defaults(func=replay)
