@@ -18,6 +18,8 @@ pytestmark = pytest.mark.browser
 expect.set_options(timeout=20_000)
 
 TOKEN = "alerts-panel-token-7c1"
+# The length of the list of firings (MAX_FIRINGS in alerts.js).
+MAX_FIRINGS = 20
 
 # Interactive elements of the alerts panel smaller than 44 by 44 CSS pixels.
 SMALL_TARGETS = """() => [...document.querySelectorAll(
@@ -272,32 +274,59 @@ async def test_without_a_token_the_panel_says_so_and_opens_the_prompt(
         await context.close()
 
 
-async def test_phone_layout_and_axe_with_rules_and_firings(
+async def test_live_firings_are_capped_and_the_panel_passes_axe_and_fits_a_phone(
     make_settings: Callable[..., Settings], browser: Browser
 ) -> None:
-    """With a rule and a firing: no serious axe violation on a laptop or a phone, and on a
-    390 px phone no sideways or nested scroll and 44 px targets in the panel."""
+    """Live firings of many rules: the newest MAX_FIRINGS, newest first; no serious axe
+    violation on a laptop or a phone; on a 390 px phone no sideways or nested scroll in the
+    panel and every target at least 44 px."""
     async with live_service(make_settings(api_token=TOKEN)) as live:
-        pair = await active_pair(live)
+        async with live.http() as client:
+            pairs = (await client.get("/api/ratios/pairs", params={"active": "true"})).json()
+        ids = [pair["id"] for pair in pairs["pairs"]]
+        page = await tokened_page(browser, live, color_scheme="dark")
+        await expect(page.get_by_test_id("alert-rules-empty")).to_be_visible()
         async with live.http(headers={"Authorization": f"Bearer {TOKEN}"}) as client:
-            for body in (
-                {"pair_id": pair["id"], "field": "mid_ratio", "op": ">", "value": 0},
-                {
-                    "pair_id": pair["id"],
-                    "field": "vol_ratio",
-                    "op": ">=",
-                    "value": 50,
-                    "cooldown_s": 3600,
-                    "note": "volatilidad",
-                },
-            ):
+            for n in range(MAX_FIRINGS + 2):
+                body = {
+                    "pair_id": ids[n % len(ids)],
+                    "field": "mid_ratio",
+                    "op": ">",
+                    "value": n / 1000,
+                }
                 assert (await client.post("/api/alerts/rules", json=body)).status_code == 201
-        for scheme in ("dark", "light"):
-            page = await tokened_page(browser, live, color_scheme=scheme)
-            await expect(page.get_by_test_id("alert-firing").first).to_be_visible()
-            await expect(page.get_by_test_id("alert-rule")).to_have_count(2)
-            assert await serious_violations(page) == []
-            await page.context.close()
+            body = {
+                "pair_id": ids[0],
+                "field": "vol_ratio",
+                "op": ">=",
+                "value": 50,
+                "cooldown_s": 3600,
+                "note": "volatilidad",
+            }
+            assert (await client.post("/api/alerts/rules", json=body)).status_code == 201
+        # Every mid_ratio rule fires at once (every ratio is above 0.1); the list keeps the newest.
+        await expect(page.get_by_test_id("alert-rule")).to_have_count(MAX_FIRINGS + 3)
+        fired = page.locator('[data-testid="alert-rule"][data-state="fired"]')
+        await expect(fired).to_have_count(MAX_FIRINGS + 2)
+        firings = page.get_by_test_id("alert-firing")
+        await expect(firings).to_have_count(MAX_FIRINGS)
+        times = [
+            float(t)
+            for t in await firings.evaluate_all(
+                "(items) => items.map((item) => item.dataset.firedAt)"
+            )
+        ]
+        assert times == sorted(times, reverse=True)
+        async with live.http() as client:
+            history = (await client.get("/api/alerts/history")).json()["data"]
+        assert times == [item["fired_at"] for item in history[:MAX_FIRINGS]]
+        assert await serious_violations(page) == []
+        await page.context.close()
+
+        page = await tokened_page(browser, live, color_scheme="light")
+        await expect(page.get_by_test_id("alert-firing")).to_have_count(MAX_FIRINGS)
+        assert await serious_violations(page) == []
+        await page.context.close()
 
         context = await browser.new_context(
             viewport={"width": 390, "height": 844},
@@ -310,8 +339,8 @@ async def test_phone_layout_and_axe_with_rules_and_firings(
         await page.goto(f"{live.base}/dashboard")
         await wait_live(page)
         panel = page.get_by_test_id("alerts-section")
-        await expect(page.get_by_test_id("alert-firing").first).to_be_visible()
-        await expect(page.get_by_test_id("alert-rule")).to_have_count(2)
+        await expect(page.get_by_test_id("alert-firing")).to_have_count(MAX_FIRINGS)
+        await expect(page.get_by_test_id("alert-rule")).to_have_count(MAX_FIRINGS + 3)
         assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         assert await page.evaluate(NESTED_SCROLLERS) == []
         assert await page.evaluate(SMALL_TARGETS) == []

@@ -13,7 +13,7 @@ import { t } from "./i18n.js";
 import { pairNodes, pairTitle } from "./pairs.js";
 
 /** Firings kept in the list; older ones drop off the end. */
-export const MAX_FIRINGS = 50;
+export const MAX_FIRINGS = 20;
 /** A burst of firings asks for the rules (their state) once, this long after the last. */
 const RULES_REFRESH_MS = 400;
 /** A firing that just arrived is marked this long. */
@@ -273,7 +273,12 @@ export class AlertsPanel {
           "li",
           {
             class: fresh ? "fresh" : null,
-            dataset: { testid: "alert-firing", ruleId: String(item.rule_id ?? ""), pairId: String(item.pair_id) },
+            dataset: {
+              testid: "alert-firing",
+              ruleId: String(item.rule_id ?? ""),
+              pairId: String(item.pair_id),
+              firedAt: String(item.fired_at),
+            },
           },
           el("time", { datetime: new Date(item.fired_at * 1000).toISOString(), title: zonedDateTime(item.fired_at), text: clockTime(item.fired_at) }),
           el("span", { class: "ticker", text: pairLabel(this.pairs, item.pair_id, item.par) }),
