@@ -191,6 +191,7 @@ async def test_the_services_422_is_shown_in_the_form_in_either_language(
         )
         await expect(result).to_have_class("small error")
         await expect(value).to_have_attribute("aria-invalid", "true")
+        await expect(value).to_have_attribute("aria-describedby", "alert-form-result")
         await expect(value).to_be_focused()
 
         # Enter submits from the keyboard; a wait beyond a week is the service's 422 too.

@@ -41,7 +41,7 @@ export class AlertForm {
       this.send();
     });
     for (const input of Object.values(this.inputs)) {
-      input.addEventListener("input", () => input.removeAttribute("aria-invalid"));
+      input.addEventListener("input", () => this.markValid(input));
     }
     this.render();
   }
@@ -86,7 +86,7 @@ export class AlertForm {
 
   async send() {
     if (this.busy) return;
-    for (const input of Object.values(this.inputs)) input.removeAttribute("aria-invalid");
+    for (const input of Object.values(this.inputs)) this.markValid(input);
     this.busy = true;
     this.button.disabled = true;
     this.show({ key: "alerts.saving" });
@@ -104,7 +104,9 @@ export class AlertForm {
         const { field } = refusal(result.body, (name) => this.labelOf(name));
         const input = this.inputs[field];
         if (input) {
+          // The refusal is read out with the field, and the field is where the fix goes.
           input.setAttribute("aria-invalid", "true");
+          input.setAttribute("aria-describedby", this.result.id);
           input.focus();
         }
       } else {
@@ -116,6 +118,11 @@ export class AlertForm {
       this.busy = false;
       this.button.disabled = this.pairs.length === 0;
     }
+  }
+
+  markValid(input) {
+    input.removeAttribute("aria-invalid");
+    input.removeAttribute("aria-describedby");
   }
 
   show(message) {

@@ -72,6 +72,7 @@ export class AlertsPanel {
 
   rejectedToken() {
     this.tokenRefused = true;
+    this.show("alerts.unauthorized", {}, true); // the form hides, so it is said here
     this.renderAccess();
   }
 
@@ -181,7 +182,6 @@ export class AlertsPanel {
       if (result.ok || result.status === 404) {
         this.show("alerts.deleted", { rule: text });
       } else if (result.status === 401) {
-        this.show("alerts.unauthorized", {}, true);
         this.rejectedToken();
       } else {
         this.show("alerts.delete_failed", { status: result.status }, true);
