@@ -144,6 +144,13 @@ async def test_rule_created_in_the_form_fires_live_and_is_deleted_in_the_table(
         ARTIFACTS.mkdir(exist_ok=True)
         await panel.screenshot(path=str(ARTIFACTS / "alerts-panel.png"))
 
+        # A rule re-armed without a firing (an edit elsewhere) shows so at the next poll.
+        async with live.http(headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+            patched = await client.patch("/api/alerts/rules/1", json={"value": 1_000_000})
+            assert patched.json()["state"] == "armed"
+        await expect(row).to_have_attribute("data-state", "armed")
+        await expect(row.locator('[data-col="condition"]')).to_have_text("Ratio medio > 1.000.000")
+
         # Delete: asked first (Escape cancels), then gone from the service too.
         await row.get_by_test_id("alert-delete").click()
         await expect(page.get_by_test_id("confirm-text")).to_contain_text("¿Borrar la regla #1")
@@ -153,9 +160,14 @@ async def test_rule_created_in_the_form_fires_live_and_is_deleted_in_the_table(
             "Cancelado: no se cambió nada."
         )
         await expect(row).to_have_count(1)
-        await row.get_by_test_id("alert-delete").click()
-        await page.get_by_test_id("confirm-yes").click()
+        await expect(row.get_by_test_id("alert-delete")).to_be_focused()
+        await page.keyboard.press("Enter")
+        await expect(page.get_by_test_id("confirm-no")).to_be_focused()
+        await page.keyboard.press("Tab")
+        await expect(page.get_by_test_id("confirm-yes")).to_be_focused()
+        await page.keyboard.press("Enter")
         await expect(page.get_by_test_id("alert-rule")).to_have_count(0)
+        await expect(page.get_by_test_id("alerts-heading")).to_be_focused()
         await expect(page.get_by_test_id("alert-rules-result")).to_contain_text("Regla borrada: #1")
         async with live.http() as client:
             assert (await client.get("/api/alerts/rules")).json()["count"] == 0
@@ -272,6 +284,18 @@ async def test_without_a_token_the_panel_says_so_and_opens_the_prompt(
         await expect(row.get_by_test_id("alert-delete")).to_be_visible()
         label = await row.get_by_test_id("alert-delete").get_attribute("aria-label")
         assert label is not None and label.startswith(f"Borrar la regla #1 {trader_name(pair)}")
+
+        # A token the service stops accepting: the refusal is said and the prompt offered.
+        await page.evaluate("sessionStorage.setItem('cotiza.token', 'revoked-token')")
+        await page.get_by_test_id("alert-value").fill("2")
+        await page.get_by_test_id("alert-create").click()
+        await expect(page.get_by_test_id("alert-rules-result")).to_have_text(
+            "Token inválido: ingresalo de nuevo."
+        )
+        await expect(note).to_be_visible()
+        await expect(page.get_by_test_id("alert-form")).to_be_hidden()
+        async with live.http() as client:
+            assert (await client.get("/api/alerts/rules")).json()["count"] == 1
         await context.close()
 
 

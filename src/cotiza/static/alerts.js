@@ -40,6 +40,7 @@ export class AlertsPanel {
     });
     this.pairs = new Map(); // pair_id -> pair (every pair, so old rules keep their names)
     this.rules = null; // null until loaded, then the rules in id order
+    this.rulesText = ""; // the last answer, to redraw only on a change
     this.rulesFailed = false;
     this.firings = []; // newest first
     this.tokenRequired = null; // true, false, or null while unknown
@@ -119,16 +120,23 @@ export class AlertsPanel {
     }
   }
 
+  /** The rules and their state (also on every status poll): redrawn only when changed. */
   async loadRules() {
+    let changed;
     try {
       const result = await fetchJson("/api/alerts/rules");
       if (!result.ok || !Array.isArray(result.body?.rules)) throw new Error(String(result.status));
-      this.rules = [...result.body.rules].sort((a, b) => a.id - b.id);
+      const rules = [...result.body.rules].sort((a, b) => a.id - b.id);
+      const text = JSON.stringify(rules);
+      changed = this.rulesFailed || text !== this.rulesText;
+      this.rules = rules;
+      this.rulesText = text;
       this.rulesFailed = false;
     } catch {
+      changed = !this.rulesFailed;
       this.rulesFailed = true;
     }
-    this.renderRules();
+    if (changed) this.renderRules();
   }
 
   async loadHistory() {
@@ -218,8 +226,12 @@ export class AlertsPanel {
       );
       return;
     }
+    // A redraw while the keyboard is on a rule's button keeps it there.
+    const active = this.tbody.contains(document.activeElement) ? document.activeElement.closest("tr") : null;
     this.tbody.replaceChildren(...rules.map((rule) => this.ruleRow(rule)));
     this.renderAccess();
+    const again = active && this.tbody.querySelector(`tr[data-rule-id="${active.dataset.ruleId}"] button`);
+    if (again) again.focus();
   }
 
   ruleRow(rule) {

@@ -233,6 +233,7 @@ class App {
     if (statusBody && setMarketZone(statusBody.market_tz)) this.relabel();
     this.statusBar.setServiceStatus(statusBody, healthBody);
     if (Array.isArray(statusBody?.instruments)) this.subscribe(statusBody.instruments);
+    this.alerts.loadRules(); // a rule re-arms without a frame: its state comes from here
     // The service answers again: reconnect now rather than when the backoff says so.
     if (statusOk && [ConnState.RECONNECTING, ConnState.CONNECTING].includes(this.channel.state)) {
       this.channel.retryNow();
