@@ -73,12 +73,15 @@ async def active_pair(live: LiveService) -> dict[str, Any]:
     return pair
 
 
-async def create_rule_in_form(page: Page, pair_id: int, value: str, cooldown: str = "") -> None:
+async def create_rule_in_form(
+    page: Page, pair_id: int, value: str, cooldown: str = "", note: str = ""
+) -> None:
     await page.get_by_test_id("alert-pair").select_option(str(pair_id))
     await page.get_by_test_id("alert-field").select_option("mid_ratio")
     await page.get_by_test_id("alert-op").select_option(">")
     await page.get_by_test_id("alert-value").fill(value)
     await page.get_by_test_id("alert-cooldown").fill(cooldown)
+    await page.get_by_test_id("alert-note").fill(note)
     await page.get_by_test_id("alert-create").click()
 
 
@@ -113,14 +116,16 @@ async def test_rule_created_in_the_form_fires_live_and_is_deleted_in_the_table(
         await expect(page.get_by_test_id("alert-channel-ws")).to_be_checked()
         await expect(page.get_by_test_id("alert-channel-webhook")).to_be_disabled()
 
-        await create_rule_in_form(page, pair["id"], "0", cooldown="60")
+        await create_rule_in_form(page, pair["id"], "0", cooldown="60", note="  mirar el MEP ")
         result = page.get_by_test_id("alert-form-result")
         await expect(result).to_have_text("Listo: regla #1 creada.")
         row = page.get_by_test_id("alert-rule")
         await expect(row).to_have_count(1)
         await expect(row).to_have_attribute("data-pair-id", str(pair["id"]))
         await expect(row.locator("th")).to_contain_text(trader_name(pair))
-        await expect(row.locator('[data-col="condition"]')).to_have_text("Ratio medio > 0")
+        condition = row.locator('[data-col="condition"]')
+        await expect(condition).to_have_text("Ratio medio > 0mirar el MEP")
+        await expect(row.get_by_test_id("alert-note-text")).to_have_text("mirar el MEP")
         await expect(row.locator('[data-col="cooldown"]')).to_have_text("60 s")
         await expect(row.locator('[data-col="channels"]')).to_have_text("Esta página")
         await expect(page.get_by_test_id("alerts-count")).to_have_text("Reglas: 1")
@@ -141,6 +146,7 @@ async def test_rule_created_in_the_form_fires_live_and_is_deleted_in_the_table(
         ] == [(1, pair["id"], "mid_ratio", ">", 0.0)]
         assert rules["rules"][0]["cooldown_s"] == 60.0
         assert rules["rules"][0]["channels"] == ["ws"]
+        assert rules["rules"][0]["note"] == "mirar el MEP"
         ARTIFACTS.mkdir(exist_ok=True)
         await panel.screenshot(path=str(ARTIFACTS / "alerts-panel.png"))
 
@@ -149,7 +155,7 @@ async def test_rule_created_in_the_form_fires_live_and_is_deleted_in_the_table(
             patched = await client.patch("/api/alerts/rules/1", json={"value": 1_000_000})
             assert patched.json()["state"] == "armed"
         await expect(row).to_have_attribute("data-state", "armed")
-        await expect(row.locator('[data-col="condition"]')).to_have_text("Ratio medio > 1.000.000")
+        await expect(condition).to_have_text("Ratio medio > 1.000.000mirar el MEP")
 
         # Delete: asked first (Escape cancels), then gone from the service too.
         await row.get_by_test_id("alert-delete").click()

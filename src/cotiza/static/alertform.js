@@ -27,10 +27,11 @@ export class AlertForm {
     this.op = byTestId("alert-op", form);
     this.value = byTestId("alert-value", form);
     this.cooldown = byTestId("alert-cooldown", form);
+    this.note = byTestId("alert-note", form);
     this.channels = byTestId("alert-channels", form);
     this.button = byTestId("alert-create", form);
     this.result = byTestId("alert-form-result", form);
-    this.inputs = { pair_id: this.pair, field: this.field, op: this.op, value: this.value, cooldown_s: this.cooldown };
+    this.inputs = { pair_id: this.pair, field: this.field, op: this.op, value: this.value, cooldown_s: this.cooldown, note: this.note };
     this.options = null; // GET /api/alerts/options
     this.pairs = []; // active pairs, in the service's order
     this.enabled = true;
@@ -81,6 +82,8 @@ export class AlertForm {
     if (value !== undefined) body.value = value;
     const cooldown = parseNumber(this.cooldown.value);
     if (cooldown !== undefined) body.cooldown_s = cooldown;
+    const note = this.note.value.trim();
+    if (note) body.note = note;
     return body;
   }
 
@@ -94,6 +97,7 @@ export class AlertForm {
       const result = await this.submitRule(this.body());
       if (result.ok) {
         this.value.value = "";
+        this.note.value = "";
         this.show({ key: "alerts.created", vars: { id: result.body?.id ?? "?" } });
         this.onCreated(result.body);
       } else if (result.status === 401) {

@@ -267,7 +267,12 @@ export class AlertsPanel {
       "tr",
       { dataset: { testid: "alert-rule", ruleId: String(rule.id), pairId: String(rule.pair_id), state } },
       name,
-      el("td", { dataset: { col: "condition", label: t("alerts.col.condition") }, text: conditionText(rule) }),
+      el(
+        "td",
+        { dataset: { col: "condition", label: t("alerts.col.condition") } },
+        conditionText(rule),
+        rule.note ? el("span", { class: "muted small note", dataset: { testid: "alert-note-text" }, text: rule.note }) : null,
+      ),
       el("td", { class: "num", dataset: { col: "cooldown", label: t("alerts.col.cooldown") }, text: duration(rule.cooldown_s) }),
       el("td", { dataset: { col: "channels", label: t("alerts.col.channels") }, text: channels }),
       stateCell,

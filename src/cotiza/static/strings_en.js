@@ -340,6 +340,7 @@ export const EN = {
   "alerts.form.value": "Level",
   "alerts.form.cooldown": "Minimum wait (s)",
   "alerts.form.cooldown_default": "{seconds}",
+  "alerts.form.note": "Note (optional)",
   "alerts.form.channels": "Channels",
   "alerts.form.submit": "Create rule",
   "alerts.form.no_pairs": "No active pairs",

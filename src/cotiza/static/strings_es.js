@@ -340,6 +340,7 @@ export const ES = {
   "alerts.form.value": "Nivel",
   "alerts.form.cooldown": "Espera mínima (s)",
   "alerts.form.cooldown_default": "{seconds}",
+  "alerts.form.note": "Nota (opcional)",
   "alerts.form.channels": "Canales",
   "alerts.form.submit": "Crear regla",
   "alerts.form.no_pairs": "No hay pares activos",
