@@ -384,3 +384,34 @@ async def test_live_firings_are_capped_and_the_panel_passes_axe_and_fits_a_phone
         ARTIFACTS.mkdir(exist_ok=True)
         await panel.screenshot(path=str(ARTIFACTS / "alerts-panel-phone.png"))
         await context.close()
+
+
+async def test_a_service_without_api_token_takes_rules_from_a_page_without_one(
+    service: LiveService, browser: Browser
+) -> None:
+    """No API_TOKEN: the form is offered without a token, also after one is forgotten, and
+    the rule it sends is stored."""
+    context = await browser.new_context(viewport={"width": 1366, "height": 900})
+    await context.add_init_script(
+        "if (!sessionStorage.getItem('seeded')) {"
+        " sessionStorage.setItem('seeded', '1');"
+        " sessionStorage.setItem('cotiza.token', 'any-token'); }"
+    )
+    page = await context.new_page()
+    await page.goto(f"{service.base}/dashboard")
+    await wait_live(page)
+    await expect(page.get_by_test_id("alert-form")).to_be_visible()
+    await page.get_by_test_id("token-forget").click()
+    await expect(page.get_by_test_id("controls-section")).to_have_attribute("data-token", "none")
+    await expect(page.get_by_test_id("alert-form")).to_be_visible()
+    await expect(page.get_by_test_id("alerts-token-note")).to_be_hidden()
+    await page.reload()
+    await wait_live(page)
+    await expect(page.get_by_test_id("alert-form")).to_be_visible()
+    pair = await active_pair(service)
+    await create_rule_in_form(page, pair["id"], "-1")
+    await expect(page.get_by_test_id("alert-form-result")).to_have_text("Listo: regla #1 creada.")
+    async with service.http() as client:
+        rules = (await client.get("/api/alerts/rules")).json()["rules"]
+    assert [(r["pair_id"], r["value"]) for r in rules] == [(pair["id"], -1.0)]
+    await context.close()

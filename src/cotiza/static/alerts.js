@@ -7,6 +7,7 @@
 
 import { AlertForm } from "./alertform.js";
 import { conditionText, observedText, pairLabel, ruleText } from "./alerttext.js";
+import { checkToken } from "./auth.js";
 import { askConfirm, byTestId, el, fetchJson } from "./dom.js";
 import { clockTime, duration, isNumber, zonedDateTime } from "./format.js";
 import { t } from "./i18n.js";
@@ -61,9 +62,14 @@ export class AlertsPanel {
     this.renderAccess();
   }
 
-  tokenChanged() {
+  async tokenChanged() {
     this.tokenRefused = false;
     this.renderAccess();
+    // A token forgotten before anyone asked whether one is needed: ask now.
+    if (!this.store.get() && this.tokenRequired === null) {
+      const verdict = await checkToken("");
+      if (verdict !== "unreachable") this.setTokenRequired(verdict === "invalid");
+    }
   }
 
   canWrite() {
