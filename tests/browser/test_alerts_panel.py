@@ -127,7 +127,7 @@ async def test_rule_created_in_the_form_fires_live_and_is_deleted_in_the_table(
         await expect(condition).to_have_text("Ratio medio > 0mirar el MEP")
         await expect(row.get_by_test_id("alert-note-text")).to_have_text("mirar el MEP")
         await expect(row.locator('[data-col="cooldown"]')).to_have_text("60 s")
-        await expect(row.locator('[data-col="channels"]')).to_have_text("Esta página")
+        await expect(row.locator('[data-col="channels"]')).to_have_text("Página web")
         await expect(page.get_by_test_id("alerts-count")).to_have_text("Reglas: 1")
 
         # mid_ratio > 0 already holds: the rule fires once, live, and its state shows it.

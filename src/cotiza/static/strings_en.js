@@ -344,7 +344,7 @@ export const EN = {
   "alerts.form.channels": "Channels",
   "alerts.form.submit": "Create rule",
   "alerts.form.no_pairs": "No active pairs",
-  "alerts.channel.ws": "This page",
+  "alerts.channel.ws": "Web page",
   "alerts.channel.webhook": "Webhook",
   "alerts.channel.telegram": "Telegram",
   "alerts.channel.off": "{name} (not configured)",

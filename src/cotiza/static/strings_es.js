@@ -344,7 +344,7 @@ export const ES = {
   "alerts.form.channels": "Canales",
   "alerts.form.submit": "Crear regla",
   "alerts.form.no_pairs": "No hay pares activos",
-  "alerts.channel.ws": "Esta página",
+  "alerts.channel.ws": "Página web",
   "alerts.channel.webhook": "Webhook",
   "alerts.channel.telegram": "Telegram",
   "alerts.channel.off": "{name} (no configurado)",
