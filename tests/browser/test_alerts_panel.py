@@ -136,6 +136,10 @@ async def test_rule_created_in_the_form_fires_live_and_is_deleted_in_the_table(
         await expect(firing).to_contain_text("Ratio medio > 0")
         await expect(firing).to_contain_text(trader_name(pair))
         assert [f["rule_id"] for f in alert_frames] == [1], "the firing did not come live"
+        await expect(page.get_by_test_id("alerts-announcer")).to_have_text(
+            f"Alerta: {await firing.locator('.ticker').text_content()}, Ratio medio > 0, "
+            f"{await firing.locator('.observed').text_content()}."
+        )
         await expect(page.get_by_test_id("alert-firings-empty")).to_be_hidden()
         await expect(row).to_have_attribute("data-state", "fired")
         await expect(row.locator('[data-col="state"]')).to_contain_text("Disparada")

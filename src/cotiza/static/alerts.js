@@ -19,6 +19,8 @@ export const MAX_FIRINGS = 20;
 const RULES_REFRESH_MS = 400;
 /** A firing that just arrived is marked this long. */
 const FRESH_MS = 4000;
+/** Firings arriving within this long of each other are announced together. */
+const ANNOUNCE_MS = 500;
 
 export class AlertsPanel {
   /** `onNeedToken()` opens the page's token prompt. */
@@ -33,6 +35,9 @@ export class AlertsPanel {
     this.tokenNote = byTestId("alerts-token-note", root);
     this.list = byTestId("alert-firings", root);
     this.empty = byTestId("alert-firings-empty", root);
+    this.announcer = byTestId("alerts-announcer", root);
+    this.unannounced = []; // live firings not yet said to screen readers
+    this.announceTimer = null;
     this.form = new AlertForm({
       form: byTestId("alert-form", root),
       submit: (body) => this.write("POST", "/api/alerts/rules", body),
@@ -157,6 +162,9 @@ export class AlertsPanel {
   /** A live `alert` frame. */
   fired(frame) {
     this.merge([frame], true);
+    this.unannounced.push(frame);
+    clearTimeout(this.announceTimer);
+    this.announceTimer = setTimeout(() => this.announce(), ANNOUNCE_MS);
     clearTimeout(this.refreshTimer);
     this.refreshTimer = setTimeout(() => this.loadRules(), RULES_REFRESH_MS);
   }
@@ -176,6 +184,21 @@ export class AlertsPanel {
       .slice(0, MAX_FIRINGS);
     this.renderFirings();
     if (live) setTimeout(() => this.renderFirings(), FRESH_MS);
+  }
+
+  announce() {
+    const items = this.unannounced;
+    this.unannounced = [];
+    if (items.length === 0) return;
+    const [item] = items;
+    this.announcer.textContent =
+      items.length > 1
+        ? t("alerts.announce_many", { count: items.length })
+        : t("alerts.announce", {
+            pair: pairLabel(this.pairs, item.pair_id, item.par),
+            condition: conditionText(item),
+            value: observedText(item.field, item.observed),
+          });
   }
 
   // ------------------------------------------------------------------------- deleting

@@ -369,6 +369,8 @@ export const EN = {
   "alerts.no_answer": "The service did not answer.",
   "alerts.firings": "Recent firings",
   "alerts.firings_empty": "No alert has fired yet.",
+  "alerts.announce": "Alert: {pair}, {condition}, value {value}.",
+  "alerts.announce_many": "{count} new alerts.",
   "alerts.observed": "value {value}",
 
   "unit.s": "s",

@@ -369,6 +369,8 @@ export const ES = {
   "alerts.no_answer": "El servicio no respondió.",
   "alerts.firings": "Disparos recientes",
   "alerts.firings_empty": "Todavía no se disparó ninguna alerta.",
+  "alerts.announce": "Alerta: {pair}, {condition}, valor {value}.",
+  "alerts.announce_many": "{count} alertas nuevas.",
   "alerts.observed": "valor {value}",
 
   "unit.s": "s",
