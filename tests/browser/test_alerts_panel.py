@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from browser_harness import ARTIFACTS, LiveService, live_service
+from browser_harness import ARTIFACTS, LiveService, OpenDashboard, live_service
 from pagekit import serious_violations, wait_live
 from playwright.async_api import Browser, BrowserContext, Page, WebSocket, expect
 
@@ -419,3 +419,45 @@ async def test_a_service_without_api_token_takes_rules_from_a_page_without_one(
         rules = (await client.get("/api/alerts/rules")).json()["rules"]
     assert [(r["pair_id"], r["value"]) for r in rules] == [(pair["id"], -1.0)]
     await context.close()
+
+
+PARSE = """async ([language, texts]) => {
+  const i18n = await import("/static/i18n.js");
+  const { parseNumber } = await import("/static/alerttext.js");
+  i18n.setLang(language);
+  return texts.map((text) => parseNumber(text) ?? null);
+}"""
+
+
+async def test_levels_are_read_as_the_page_writes_numbers(
+    service: LiveService, open_dashboard: OpenDashboard
+) -> None:
+    """A level typed with the page's decimal and thousands marks is that number; anything
+    else goes to the service unchanged, for its 422."""
+    page = (await open_dashboard(service)).page
+    await wait_live(page)
+    texts = ["1450,5", "1.450,5", "1.450", "0.001", "-2,5", "1e3", " 7 ", "", "abc", "1,450.5"]
+    assert await page.evaluate(PARSE, ["es", texts]) == [
+        1450.5,
+        1450.5,
+        1450,
+        0.001,
+        -2.5,
+        1000,
+        7,
+        None,
+        "abc",
+        "1,450.5",
+    ]
+    assert await page.evaluate(PARSE, ["en", texts]) == [
+        "1450,5",
+        "1.450,5",
+        1.45,
+        0.001,
+        "-2,5",
+        1000,
+        7,
+        None,
+        "abc",
+        1450.5,
+    ]

@@ -73,7 +73,11 @@ export function ruleText(rule, pairs) {
 }
 
 const PLAIN = /^[-+]?(\d+([.,]\d*)?|[.,]\d+)([eE][-+]?\d+)?$/;
-const GROUPED = { es: /^[-+]?\d{1,3}(\.\d{3})+(,\d+)?$/, en: /^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$/ };
+// Thousands separators as the page writes them ("1.450,5"; "0.001" is not grouped).
+const GROUPED = {
+  es: /^[-+]?[1-9]\d{0,2}(\.\d{3})+(,\d+)?$/,
+  en: /^[-+]?[1-9]\d{0,2}(,\d{3})+(\.\d+)?$/,
+};
 
 /**
  * A number typed in the page's language ("1450,5", "1.450,5", "1,450.5", "0"); undefined
