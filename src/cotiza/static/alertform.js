@@ -31,7 +31,15 @@ export class AlertForm {
     this.channels = byTestId("alert-channels", form);
     this.button = byTestId("alert-create", form);
     this.result = byTestId("alert-form-result", form);
-    this.inputs = { pair_id: this.pair, field: this.field, op: this.op, value: this.value, cooldown_s: this.cooldown, note: this.note };
+    // Request fields -> their inputs, to mark the one a refusal names.
+    this.inputs = {
+      pair_id: this.pair,
+      field: this.field,
+      op: this.op,
+      value: this.value,
+      cooldown_s: this.cooldown,
+      note: this.note,
+    };
     this.options = null; // GET /api/alerts/options
     this.pairs = []; // active pairs, in the service's order
     this.enabled = true;
@@ -193,7 +201,8 @@ export class AlertForm {
         disabled: !on,
       });
       box.checked = on && checked.has(name);
-      const label = on ? t(`alerts.channel.${name}`) : t("alerts.channel.off", { name: t(`alerts.channel.${name}`) });
+      const title = t(`alerts.channel.${name}`);
+      const label = on ? title : t("alerts.channel.off", { name: title });
       return el("label", { class: "check" }, box, " ", el("span", { text: label }));
     });
     this.channels.replaceChildren(legend, ...boxes);

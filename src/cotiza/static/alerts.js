@@ -251,7 +251,11 @@ export class AlertsPanel {
     if (!rules || rules.length === 0) {
       const key = this.rulesFailed ? "alerts.load_failed" : rules ? "alerts.empty" : "alerts.loading";
       this.tbody.replaceChildren(
-        el("tr", { class: "empty" }, el("td", { colspan: "6", text: t(key), dataset: { testid: "alert-rules-empty" } })),
+        el(
+          "tr",
+          { class: "empty" },
+          el("td", { colspan: "6", text: t(key), dataset: { testid: "alert-rules-empty" } }),
+        ),
       );
       return;
     }
@@ -272,7 +276,11 @@ export class AlertsPanel {
     const stateCell = el(
       "td",
       { dataset: { col: "state", label: t("alerts.col.state") } },
-      el("span", { class: "badge small", dataset: { status: STATE_STATUS[state] ?? "unknown" }, text: t(`alerts.state.${state}`) }),
+      el("span", {
+        class: "badge small",
+        dataset: { status: STATE_STATUS[state] ?? "unknown" },
+        text: t(`alerts.state.${state}`),
+      }),
     );
     if (isNumber(rule.last_fired_at)) {
       stateCell.append(
@@ -300,9 +308,15 @@ export class AlertsPanel {
         "td",
         { dataset: { col: "condition", label: t("alerts.col.condition") } },
         conditionText(rule),
-        rule.note ? el("span", { class: "muted small note", dataset: { testid: "alert-note-text" }, text: rule.note }) : null,
+        rule.note
+          ? el("span", { class: "muted small note", dataset: { testid: "alert-note-text" }, text: rule.note })
+          : null,
       ),
-      el("td", { class: "num", dataset: { col: "cooldown", label: t("alerts.col.cooldown") }, text: duration(rule.cooldown_s) }),
+      el("td", {
+        class: "num",
+        dataset: { col: "cooldown", label: t("alerts.col.cooldown") },
+        text: duration(rule.cooldown_s),
+      }),
       el("td", { dataset: { col: "channels", label: t("alerts.col.channels") }, text: channels }),
       stateCell,
       el("td", { class: "actions", dataset: { col: "actions" } }, remove),
@@ -326,10 +340,17 @@ export class AlertsPanel {
               firedAt: String(item.fired_at),
             },
           },
-          el("time", { datetime: new Date(item.fired_at * 1000).toISOString(), title: zonedDateTime(item.fired_at), text: clockTime(item.fired_at) }),
+          el("time", {
+            datetime: new Date(item.fired_at * 1000).toISOString(),
+            title: zonedDateTime(item.fired_at),
+            text: clockTime(item.fired_at),
+          }),
           el("span", { class: "ticker", text: pairLabel(this.pairs, item.pair_id, item.par) }),
           el("span", { class: "condition", text: conditionText(item) }),
-          el("span", { class: "observed", text: t("alerts.observed", { value: observedText(item.field, item.observed) }) }),
+          el("span", {
+            class: "observed",
+            text: t("alerts.observed", { value: observedText(item.field, item.observed) }),
+          }),
         );
       }),
     );

@@ -122,7 +122,8 @@ class App {
       this.auth.show();
     }
     // Without a token, "valid" means the service needs none: alerts may be written freely.
-    this.alerts.setTokenRequired(verdict === "invalid" ? true : verdict === "valid" && !stored ? false : null);
+    const required = verdict === "invalid" ? true : verdict === "valid" && !stored ? false : null;
+    this.alerts.setTokenRequired(required);
     this.alerts.load();
     this.channel.start();
     this.poll();
