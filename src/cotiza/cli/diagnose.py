@@ -16,13 +16,18 @@ EXIT_COULD_NOT_RUN = 3
 
 def run_diagnose(args: argparse.Namespace) -> int:
     from cotiza.calendar import MarketCalendar
+    from cotiza.cli.discover import service_settings
     from cotiza.diagnose import render
     from cotiza.diagnose.run import DiagnoseConfig, diagnose
 
     try:
-        settings = load_settings(port=args.port)
+        if args.discover:  # the service's own directory and environment, from anywhere
+            settings, process = service_settings(args.port)
+        else:
+            settings, process = load_settings(port=args.port), None
         run_dir = Path(args.run_dir) if args.run_dir else settings.run_dir
         db_path = Path(settings.database_url.split(":///", 1)[-1]).parent
+        cwd = process.cwd if process is not None else Path.cwd()
         config = DiagnoseConfig(
             host=args.host,
             port=settings.port,
@@ -33,9 +38,8 @@ def run_diagnose(args: argparse.Namespace) -> int:
             database_url=settings.database_url,
             market_open=MarketCalendar.from_settings(settings).is_open(time.time()),
             sample_interval=settings.ratio_sample_interval,
-            disk_paths=tuple(
-                dict.fromkeys(p.resolve() for p in (Path.cwd(), db_path) if p.is_dir())
-            ),
+            disk_paths=tuple(dict.fromkeys(p.resolve() for p in (cwd, db_path) if p.is_dir())),
+            service_started_at=process.started_at if process and process.is_service else None,
         )
         report = asyncio.run(diagnose(config))
     except ConfigurationError as exc:
@@ -82,4 +86,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="WebSocket connect and fresh-tick timeout (default min(5, WEBSOCKET_TIMEOUT))",
     )
     diag.add_argument("--run-dir", default=None, help="the monitor's run directory (RUN_DIR)")
+    diag.add_argument(
+        "--no-discover",
+        dest="discover",
+        action="store_false",
+        help="use this directory's settings instead of the running service's "
+        "(found through the process on the port: its directory and environment)",
+    )
     diag.set_defaults(func=_guarded_diagnose)

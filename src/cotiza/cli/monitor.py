@@ -87,10 +87,15 @@ def default_command() -> list[str]:
 
 
 def _paths(args: argparse.Namespace) -> RunPaths:
+    """The monitor's run directory: --run-dir, else the running service's (or monitor's)
+    RUN_DIR resolved in its own directory, so status works from anywhere."""
+    from cotiza.cli.discover import service_settings
     from cotiza.monitor.ledger import RunPaths
 
-    settings = load_settings(port=args.port)
-    return RunPaths(Path(args.run_dir) if args.run_dir else settings.run_dir, settings.port)
+    if args.run_dir:
+        return RunPaths(Path(args.run_dir), load_settings(port=args.port).port)
+    settings, _ = service_settings(args.port)
+    return RunPaths(settings.run_dir, settings.port)
 
 
 def run_status(args: argparse.Namespace) -> int:

@@ -97,7 +97,13 @@ def _sqlite_path(url: str) -> str:
     return rest[1:] if rest.startswith("/") else rest
 
 
-async def database(url: str, timeout: float, market_open: bool, interval: float) -> Finding:
+async def database(
+    url: str,
+    timeout: float,
+    market_open: bool,
+    interval: float,
+    started_at: float | None = None,
+) -> Finding:
     """Reachable, at the expected schema revision, and how old the newest sample is."""
     shown = redact_url(url)
     try:
@@ -120,11 +126,16 @@ async def database(url: str, timeout: float, market_open: bool, interval: float)
         hint = "check DATABASE_URL, credentials and that the server accepts connections"
         summary = f"{shown}: {type(exc).__name__}: {detail}"[:300]
         return Finding("database", Level.CRIT, summary, [], hint)
-    return _judge(shown, probe, head_revision(), market_open, interval)
+    return _judge(shown, probe, head_revision(), market_open, interval, started_at)
 
 
 def _judge(
-    shown: str, probe: Probe, expected: str | None, market_open: bool, interval: float
+    shown: str,
+    probe: Probe,
+    expected: str | None,
+    market_open: bool,
+    interval: float,
+    started_at: float | None = None,
 ) -> Finding:
     now = time.time()
     newest, tick = probe.newest_sample, probe.newest_tick
@@ -142,6 +153,10 @@ def _judge(
         return Finding("database", Level.CRIT, f"{head}, expected {expected}", [], hint, data)
     if newest is None:
         summary = f"{head}; no ratio samples stored yet"
+        # A service that started less than two sampling intervals ago has not had to.
+        if started_at is not None and now - started_at < 2 * interval + 60:
+            summary += f" (the service started {now - started_at:.0f} s ago)"
+            return Finding("database", Level.OK, summary, [], None, data)
         return Finding("database", Level.WARN, summary, [], None, data)
     age = now - float(newest)
     summary = f"{head}; newest ratio sample {age:.0f} s old"

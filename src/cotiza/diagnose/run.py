@@ -77,6 +77,7 @@ class DiagnoseConfig:
     market_open: bool = True
     sample_interval: float = 10.0
     disk_paths: tuple[Path, ...] = field(default_factory=tuple)
+    service_started_at: float | None = None  # the service process's start (discovered)
 
 
 async def diagnose(config: DiagnoseConfig) -> Report:
@@ -91,7 +92,11 @@ async def diagnose(config: DiagnoseConfig) -> Report:
         guarded(
             "database",
             dbcheck.database(
-                config.database_url, config.db_timeout, config.market_open, config.sample_interval
+                config.database_url,
+                config.db_timeout,
+                config.market_open,
+                config.sample_interval,
+                config.service_started_at,
             ),
             config.db_timeout + 1,
         ),
@@ -242,6 +247,12 @@ async def check_websocket(config: DiagnoseConfig) -> Finding:
     summary = ", ".join(parts) or result.detail
     if result.outcome is probes.Canary.PASS:
         return Finding("websocket", Level.OK, summary, data=data)
+    if result.outcome is probes.Canary.QUIET and "1008" in result.detail:
+        hint = (
+            "the service refused the canary's token (policy violation): set API_TOKEN to the "
+            "service's API_TOKEN (diagnose reads it from the running service when it can)"
+        )
+        return Finding("websocket", Level.WARN, f"{summary}; {result.detail}", [], hint, data)
     if result.outcome is probes.Canary.QUIET:
         hint = "no fresh data upstream: check the feed in /cotizaciones/status (market hours?)"
         return Finding("websocket", Level.WARN, f"{summary}; {result.detail}", [], hint, data)
