@@ -9,7 +9,9 @@ from pathlib import Path
 import orjson
 import pytest
 from alerts_kit import create_rule, wait_history
-from live import collect, live_service, recv_until, send_json, wait_for, ws_client
+from support.poll import eventually
+from support.server import live_service
+from support.wsclient import collect, recv_until, send_json, ws_client
 
 from cotiza.feed_runner import RunnerState
 from cotiza.feeds.primary_frames import md_frame
@@ -71,7 +73,7 @@ async def test_replayed_path_gives_exactly_the_expected_firings(
         async with live.http() as http:
             assert (await http.post("/cotizaciones/iniciar")).status_code == 200
         feed = live.services.feed
-        await wait_for(
+        await eventually(
             lambda: feed.state is RunnerState.STOPPED and feed.feed is not None,
             message="the replay played to the end",
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from live import live_service
+from support.server import live_service
 
 from cotiza.settings import Settings
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from live import LiveService, recv_until, ws_client
+from support.server import LiveService
+from support.wsclient import recv_until, ws_client
 from websockets.client import ClientProtocol
 from websockets.frames import Opcode
 from websockets.protocol import State

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from live import LiveService, recv_until, ws_client
+from support.server import LiveService
+from support.wsclient import recv_until, ws_client
 
 
 async def test_health_answers(service: LiveService) -> None:

@@ -14,9 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from browser_harness import ARTIFACTS, LiveService, free_port
-from live import service_env, wait_healthy
+from browser_harness import ARTIFACTS
 from playwright.async_api import Locator, Page, expect
+from support.ports import free_port
+from support.process import service_env, wait_healthy
+from support.server import LiveService
 
 ROOT = Path(__file__).resolve().parents[2]
 

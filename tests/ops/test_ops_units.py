@@ -11,11 +11,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from opskit import MAIN, MONITOR, PY, Harness, Recorder, free_port, wait_for
+from opskit import MAIN, MONITOR, PY, Harness, Recorder
+from support.poll import eventually_sync
+from support.ports import free_port
 
 from cotiza import sdnotify
 from cotiza.cli.monitor import monitor_settings
@@ -237,15 +238,6 @@ def test_lock_is_exclusive_and_released_when_the_holder_dies(tmp_path: Path) -> 
 # -- alerts --------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def recorder() -> Iterator[Recorder]:
-    server = Recorder()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
 def test_alerts_post_the_webhook_and_telegram_send_message(recorder: Recorder) -> None:
     """One alert goes to the webhook as JSON and to Telegram's sendMessage with the chat id."""
     config = AlertConfig(
@@ -441,7 +433,9 @@ def test_stack_dump_on_sigusr1_names_the_blocking_call(tmp_path: Path) -> None:
         assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
         proc.send_signal(signal.SIGUSR1)
         dump = tmp_path / f"stack-{proc.pid}.txt"
-        wait_for(lambda: dump.exists() and "stuck_in_sleep" in dump.read_text(), 5, "the dump")
+        eventually_sync(
+            lambda: dump.exists() and "stuck_in_sleep" in dump.read_text(), 5, "the dump"
+        )
     finally:
         proc.kill()
         proc.wait()

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 import httpx
-from alerts_kit import TOKEN
+from alerts.alerts_kit import TOKEN
 
 from cotiza.fake_telegram import BOT_USER, FakeTelegram, Fault
 

@@ -32,6 +32,7 @@ from cotiza.ws.transport import (
     DirectSocket,
     TransportMiddleware,
     forget_exit_signals,
+    listening_port,
     open_socket,
 )
 
@@ -168,7 +169,11 @@ async def uvicorn_with_transport_middleware(impl: str, seen: Seen) -> AsyncItera
                 break
             await asyncio.sleep(0.025)
         assert server.started, "uvicorn did not start"
-        yield server.servers[0].sockets[0].getsockname()[1]
+        servers = getattr(server, "servers", None)
+        assert isinstance(servers, list) and servers and servers[0].sockets, tripped(
+            "uvicorn.Server.servers", "the port a server started on port 0 listens on"
+        )
+        yield listening_port(server)  # the connections below prove it is the right one
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)

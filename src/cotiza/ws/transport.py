@@ -8,7 +8,8 @@ This is the only module in cotiza that touches uvicorn's or websockets' private 
 - its ``.conn`` (``websockets.server.ServerProtocol``) and ``.close_sent``: to write
   pre-framed bytes straight to the transport (the direct path) while that is safe;
 - ``TIOCOUTQ`` (the kernel's unsent bytes) and ``SO_LINGER`` (reset on abort);
-- ``uvicorn.Server._captured_signals``: see ``forget_exit_signals``.
+- ``uvicorn.Server._captured_signals``: see ``forget_exit_signals``;
+- ``uvicorn.Server.servers`` (its listening sockets): see ``listening_port``.
 
 A connection gets one ``ClientSocket``, chosen once when it is registered:
 ``DirectSocket`` under uvicorn's websockets-sansio protocol with no extension negotiated,
@@ -296,3 +297,9 @@ def forget_exit_signals(server: uvicorn.Server) -> None:
     process dies "killed by SIGTERM". A requested, completed shutdown is a success: exit 0.
     """
     server._captured_signals.clear()
+
+
+def listening_port(server: uvicorn.Server) -> int:
+    """The TCP port a started uvicorn server listens on (it was asked for port 0)."""
+    port: int = server.servers[0].sockets[0].getsockname()[1]
+    return port
