@@ -85,8 +85,7 @@ async def test_quotes_from_before_a_restart_are_never_sampled(
         await eventually(
             lambda: stored_since(live, 0.0, mep), timeout=30, message="MEP samples before"
         )
-        old_al30d = services.cache.get(AL30D)
-        assert old_al30d is not None
+        assert services.cache.get(AL30D) is not None
 
         response = await http.post(
             "/cotizaciones/iniciar", json={"instrumentos": [AL30, GD30, GD30D]}
@@ -95,6 +94,10 @@ async def test_quotes_from_before_a_restart_are_never_sampled(
         await eventually(lambda: services.feed.live_since is not None, message="feed connected")
         live_since = services.feed.live_since
         assert live_since is not None
+        # Read AL30D's quote once the new connection is up: until the old session stopped,
+        # its ticks could still replace it.
+        old_al30d = services.cache.get(AL30D)
+        assert old_al30d is not None
         await eventually(
             lambda: stored_since(live, live_since, gd), timeout=30, message="GD30 samples after"
         )
