@@ -16,6 +16,18 @@ from support.settings import settings_factory
 
 from cotiza.settings import Settings
 
+# A test carrying none of these is marked ``quick``: ``pytest -m quick`` runs in seconds,
+# plain ``pytest`` (and ``scripts/dev test``, CI) runs everything.
+SLOW_MARKERS = ("live", "subprocess", "postgres", "browser", "cluster")
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects anything
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not any(item.get_closest_marker(name) for name in SLOW_MARKERS):
+            item.add_marker(pytest.mark.quick)
+
+
 PG_HOST = os.environ.get("COTIZA_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("COTIZA_TEST_PG_PORT", "5432"))
 PG_USER = os.environ.get("COTIZA_TEST_PG_USER", "postgres")

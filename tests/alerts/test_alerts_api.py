@@ -14,6 +14,8 @@ from support.wsclient import collect, recv_until, send_json, ws_client
 
 from cotiza.settings import Settings
 
+pytestmark = pytest.mark.live
+
 
 async def test_rule_crud_on_both_databases(
     make_settings: Callable[..., Settings], db_url: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import pytest
 from alerts_kit import (
     ALLOWED_CHAT,
     OTHER_ALLOWED_CHAT,
@@ -19,6 +20,8 @@ from support.wsclient import recv_until, send_json, ws_client
 
 from cotiza.fake_telegram import FakeTelegram
 from cotiza.settings import Settings
+
+pytestmark = pytest.mark.live
 
 
 async def test_webhook_retried_and_telegram_delivered(

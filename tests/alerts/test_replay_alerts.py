@@ -18,6 +18,8 @@ from cotiza.feeds.primary_frames import md_frame
 from cotiza.models import Quote
 from cotiza.settings import Settings
 
+pytestmark = pytest.mark.live
+
 AL30 = "MERV - XMEV - AL30 - 24hs"
 AL30D = "MERV - XMEV - AL30D - 24hs"
 

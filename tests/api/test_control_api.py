@@ -15,6 +15,8 @@ from support.wsclient import ws_client
 
 from cotiza.settings import Settings
 
+pytestmark = pytest.mark.live
+
 AL30 = "MERV - XMEV - AL30 - 24hs"
 DIC26 = "DLR/DIC26"
 TOKEN = "ctl-token-9f8e7d6c5b4a"

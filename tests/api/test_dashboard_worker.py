@@ -7,6 +7,7 @@ import itertools
 import time
 from collections.abc import AsyncIterator, Callable
 
+import pytest
 from support.poll import eventually
 from support.server import LiveService, live_service, named_tasks
 from support.wsclient import collect, recv_json, recv_until, send_json, ws_client
@@ -14,6 +15,8 @@ from websockets.asyncio.client import ClientConnection
 
 from cotiza.settings import Settings
 from cotiza.storage.tables import ratio_hours
+
+pytestmark = pytest.mark.live
 
 WORKER = "dashboard-worker"
 

@@ -104,6 +104,7 @@ def json_lines(lines: list[str], entry: str) -> list[dict[str, str]]:
     return parsed
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("entry", list(ENTRY_POINTS))
 async def test_logs_are_json_and_never_show_the_token(entry: str, tmp_path: Path) -> None:
     """With LOG_FORMAT=json every line is a JSON object, and a ?token= connect is masked."""
@@ -125,6 +126,7 @@ async def test_logs_are_json_and_never_show_the_token(entry: str, tmp_path: Path
         assert warnings == []
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("entry", list(ENTRY_POINTS))
 async def test_sigterm_closes_connected_clients_with_1001(entry: str, tmp_path: Path) -> None:
     """Each entry point serves health; a client connected when the service gets SIGTERM is

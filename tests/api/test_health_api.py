@@ -7,11 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 from support.poll import eventually
 from support.server import LiveService, live_service, named_tasks
 from support.wsclient import recv_until, send_json, ws_client
 
 from cotiza.settings import Settings
+
+pytestmark = pytest.mark.live
 
 HEALTH_JSON = "application/health+json"
 CHECK_NAMES = {

@@ -27,6 +27,7 @@ def test_text_frame_parses_as_one_text_message(size: int) -> None:
     assert event.data.decode() == text
 
 
+@pytest.mark.live
 async def test_live_connections_use_direct_writes(service: LiveService) -> None:
     """Under uvicorn the fast path is active, and a large reply still arrives intact."""
     async with ws_client(service) as ws:

@@ -23,6 +23,7 @@ from support.wsclient import recv_until
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.live
 async def test_shutdown_closes_clients_with_1001_and_leaves_nothing(make_settings) -> None:
     """Every client gets 1001, and no task, thread or socket of ours survives shutdown."""
     threads_before = set(threading.enumerate())
@@ -58,6 +59,7 @@ async def test_shutdown_closes_clients_with_1001_and_leaves_nothing(make_setting
     assert ours == [], ours
 
 
+@pytest.mark.live
 async def test_writer_flushes_on_shutdown(make_settings) -> None:
     """Ratio samples queued at shutdown are written, not lost."""
     settings = make_settings(ratio_sample_interval=0.1, write_flush_interval=5.0)
@@ -87,6 +89,7 @@ async def recv_until_samples(services) -> None:
     await eventually(lambda: services.ratios.samples_taken >= 6, 10, message="six ratio samples")
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
@@ -124,6 +127,7 @@ def test_invalid_configuration_stops_with_one_line(
     assert variable in lines[0]
 
 
+@pytest.mark.subprocess
 def test_secrets_never_logged(tmp_path: Path) -> None:
     """The API token never appears in the service's output or responses, even at DEBUG."""
     port = free_port()

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from support.contract import DASHBOARD_ROW_FIELDS, TICK_FIELDS
 from support.poll import eventually
 from support.server import LiveService, live_service
 from support.wsclient import recv_until, send_json, ws_client
 
 from cotiza.storage.tables import RATIO_FIELDS
+
+pytestmark = pytest.mark.live
 
 # The fields each response had before the response models, as clients and the page use them.
 FEED = {

@@ -16,6 +16,8 @@ from support.server import LiveService, live_service
 
 from cotiza.settings import Settings
 
+pytestmark = pytest.mark.live
+
 
 def byma(ticker: str, settlement: str = "24hs") -> str:
     return f"MERV - XMEV - {ticker} - {settlement}"

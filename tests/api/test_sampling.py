@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from sqlalchemy import func, select
 from support.poll import eventually
 from support.server import LiveService, live_service
 
 from cotiza.settings import Settings
 from cotiza.storage.tables import ratio_samples
+
+pytestmark = pytest.mark.live
 
 
 def byma(ticker: str) -> str:

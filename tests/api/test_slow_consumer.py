@@ -29,6 +29,8 @@ from support.wsclient import recv_until, ws_client
 
 from cotiza.settings import Settings
 
+pytestmark = pytest.mark.live
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -155,6 +157,7 @@ async def test_reader_that_keeps_up_is_not_cut_off(service: LiveService) -> None
     assert service.services.hub.stats.slow_consumers == 0
 
 
+@pytest.mark.subprocess
 def test_stalled_client_is_reset_by_the_production_server(
     tmp_path: Path, ws_variant: WsVariant
 ) -> None:

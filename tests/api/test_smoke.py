@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from support.server import LiveService
 from support.wsclient import recv_until, ws_client
+
+pytestmark = pytest.mark.live
 
 
 async def test_health_answers(service: LiveService) -> None:

@@ -11,6 +11,8 @@ from support.wsclient import closed_by_server, recv_until, send_json, ws_client
 
 from cotiza.ws.session import Session
 
+pytestmark = pytest.mark.live
+
 AL30 = "MERV - XMEV - AL30 - 24hs"
 
 

@@ -22,6 +22,8 @@ from websockets.exceptions import InvalidStatus
 
 from cotiza.settings import Settings
 
+pytestmark = pytest.mark.live
+
 AL30 = "MERV - XMEV - AL30 - 24hs"
 AL30D = "MERV - XMEV - AL30D - 24hs"
 DIC26 = "DLR/DIC26"

@@ -15,6 +15,8 @@ from support.wsclient import recv_json, recv_until, send_json, ws_client
 from cotiza.settings import Settings
 from cotiza.ws.transport import AsgiSocket, DirectSocket, WritePath
 
+pytestmark = pytest.mark.live
+
 AL30 = "MERV - XMEV - AL30 - 24hs"
 START_LOG = {
     "sansio": "direct (websockets-sansio, no compression)",

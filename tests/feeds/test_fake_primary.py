@@ -23,6 +23,8 @@ from cotiza.feeds.primary_frames import md_frame, smd_message
 from cotiza.feeds.sim import SimFeed
 from cotiza.settings import Settings
 
+pytestmark = pytest.mark.live
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -174,6 +176,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.mark.subprocess
 async def test_cli_runs_the_fake_with_users_and_faults_until_sigterm(tmp_path: Path) -> None:
     """`cotiza fake-primary` serves with its users and fault knobs and stops on SIGTERM."""
     port = free_port()

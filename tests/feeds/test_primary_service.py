@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from primary_kit import AL30, DIC26, FAST_PRIMARY
 from sqlalchemy import func, select
 from support.poll import eventually
@@ -23,6 +24,8 @@ from cotiza.feeds.sim import SimFeed
 from cotiza.models import Quote
 from cotiza.settings import Settings
 from cotiza.storage.tables import ratio_samples
+
+pytestmark = pytest.mark.live
 
 
 def service_settings(fake: FakePrimary, tmp_path: Path, **overrides: Any) -> Settings:

@@ -23,6 +23,8 @@ from cotiza.diagnose.findings import Finding, Level, Report
 from cotiza.diagnose.run import DiagnoseConfig, diagnose
 from cotiza.monitor.ledger import Entry, Ledger, RunPaths
 
+pytestmark = pytest.mark.subprocess
+
 
 @dataclass
 class Running:

@@ -14,6 +14,8 @@ from opskit import DIAGNOSE, MONITOR, PY, Harness, Recorder, get, healthy, pid_g
 from support.poll import eventually_sync, stays
 from support.ports import free_port
 
+pytestmark = pytest.mark.subprocess
+
 # Fixture processes start in a fraction of a second: tight budgets, no WebSocket canary.
 QUICK = (
     "--no-canary",

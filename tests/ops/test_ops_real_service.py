@@ -24,6 +24,8 @@ from opskit import MONITOR, Harness, get, healthy, pid_gone, post
 from support.poll import eventually_sync, stays
 from support.ports import free_port
 
+pytestmark = pytest.mark.subprocess
+
 
 @dataclass
 class Monitored:

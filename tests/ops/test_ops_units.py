@@ -210,6 +210,7 @@ def test_ledger_skips_a_torn_line_and_state_round_trips(tmp_path: Path) -> None:
     assert read_state(tmp_path / "bad.json") is None
 
 
+@pytest.mark.subprocess
 def test_lock_is_exclusive_and_released_when_the_holder_dies(tmp_path: Path) -> None:
     """One monitor per port: the lock refuses a second holder and frees itself on SIGKILL."""
     path = tmp_path / "m.lock"
@@ -364,6 +365,7 @@ def test_monitor_settings_hold_the_one_default_of_each_knob(monitor_env: Path) -
     assert load_monitor_settings().term_grace == 3.0
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize(
     ("flags", "env", "named"),
     [
@@ -417,6 +419,7 @@ def test_sd_notify_sends_ready_to_the_notify_socket(
     assert not sdnotify.notify("READY=1")
 
 
+@pytest.mark.subprocess
 def test_stack_dump_on_sigusr1_names_the_blocking_call(tmp_path: Path) -> None:
     """SIGUSR1 makes a process blocked in a sync call write every thread's stack to a file."""
     code = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from alerts.alerts_kit import (
     ALLOWED_CHAT,
     FOREIGN_CHAT,
@@ -18,6 +19,8 @@ from cotiza.fake_telegram import FakeTelegram, Fault
 from cotiza.feed_runner import RunnerState
 from cotiza.settings import Settings
 from cotiza.telegram.bot import REFUSAL, PollerState, parse_command
+
+pytestmark = pytest.mark.live
 
 
 async def ask(fake: FakeTelegram, chat: int, text: str, timeout: float = 10.0) -> str:

@@ -18,6 +18,8 @@ from support.process import service_env, wait_healthy
 
 from cotiza.telegram.bot import REFUSAL
 
+pytestmark = pytest.mark.subprocess
+
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_PART = TOKEN.split(":", 1)[1]
 WRONG_TOKEN = "987654321:AAF-another-token-that-the-api-rejects"

@@ -179,6 +179,7 @@ async def uvicorn_with_transport_middleware(impl: str, seen: Seen) -> AsyncItera
         await asyncio.wait_for(task, 10)
 
 
+@pytest.mark.live
 @pytest.mark.parametrize(
     ("impl", "kind"), [("websockets-sansio", DirectSocket), ("wsproto", AsgiSocket)]
 )
