@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -17,6 +16,7 @@ import orjson
 import pytest
 import websockets
 from primary_kit import AL30, DIC26
+from support.ports import free_port
 
 from cotiza.fake_primary import FakePrimary, Instrument, ReplayEngine, load_instruments
 from cotiza.feeds.primary_frames import md_frame, smd_message
@@ -168,12 +168,6 @@ def test_instrument_files_as_json_or_text(tmp_path: Path) -> None:
     as_text.write_text("# comment\nA\n\nB\n")
     assert load_instruments(as_json) == [Instrument("A"), Instrument("B", "ROFX", "ESXXXX")]
     assert [i.symbol for i in load_instruments(as_text)] == ["A", "B"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.mark.subprocess

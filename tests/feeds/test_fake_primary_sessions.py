@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -16,6 +15,7 @@ import orjson
 import pytest
 import websockets
 from primary_kit import AL30
+from support.ports import free_port
 from websockets.asyncio.client import ClientConnection
 
 from cotiza.fake_primary import FakePrimary
@@ -146,12 +146,6 @@ def test_session_limits_rules() -> None:
     assert refuse.admit("u").status == 429 and refuse.refused == 1
     with pytest.raises(ValueError, match="at least 1"):
         SessionLimits(0)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.mark.subprocess
