@@ -16,7 +16,7 @@ import pytest
 import websockets
 from support.poll import eventually
 from support.ports import free_port
-from support.process import service_env, wait_healthy
+from support.process import service_env, service_process
 from support.server import live_service
 from support.wsclient import recv_until
 
@@ -130,35 +130,21 @@ def test_invalid_configuration_stops_with_one_line(
 @pytest.mark.subprocess
 def test_secrets_never_logged(tmp_path: Path) -> None:
     """The API token never appears in the service's output or responses, even at DEBUG."""
-    port = free_port()
-    env = service_env(tmp_path, API_TOKEN="s3cr3t-token-value", LOG_LEVEL="DEBUG")
-    log_path = tmp_path / "service.log"
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "main.py", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stderr=subprocess.STDOUT,
-            stdout=log_file,
+    env = {"API_TOKEN": "s3cr3t-token-value", "LOG_LEVEL": "DEBUG"}
+    with service_process(tmp_path, **env) as (proc, port):
+        for path in ("/health/detailed", "/cotizaciones/status"):
+            body = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5).text
+            assert "s3cr3t" not in body
+        headers = {"Authorization": "Bearer s3cr3t-token-value"}
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/cotizaciones/detener", headers=headers, timeout=5
         )
-        try:
-            wait_healthy(port, proc)
-            for path in ("/health/detailed", "/cotizaciones/status"):
-                body = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5).text
-                assert "s3cr3t" not in body
-            headers = {"Authorization": "Bearer s3cr3t-token-value"}
-            response = httpx.post(
-                f"http://127.0.0.1:{port}/cotizaciones/detener", headers=headers, timeout=5
-            )
-            assert response.status_code == 200
-            assert "s3cr3t" not in response.text
-            asyncio.run(_connect_with_token(port, "s3cr3t-token-value"))
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=20)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        assert response.status_code == 200
+        assert "s3cr3t" not in response.text
+        asyncio.run(_connect_with_token(port, "s3cr3t-token-value"))
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    log_path = tmp_path / "service.log"
     output = log_path.read_text()
     # uvicorn logs the connection with its query string: there, with the token masked.
     assert "/ws/cotizaciones?token=***" in output
