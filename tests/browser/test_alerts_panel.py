@@ -210,7 +210,7 @@ async def test_the_services_422_is_shown_in_the_form_in_either_language(
         await create_rule_in_form(page, pair["id"], "mucho")
         result = page.get_by_test_id("alert-form-result")
         await expect(result).to_have_text(
-            "El servicio rechazó la regla: Nivel: Input should be a valid number"
+            "El servicio rechazó la regla: Nivel: tiene que ser un número"
         )
         await expect(result).to_have_class("small error")
         await expect(value).to_have_attribute("aria-invalid", "true")
@@ -222,7 +222,7 @@ async def test_the_services_422_is_shown_in_the_form_in_either_language(
         cooldown = page.get_by_test_id("alert-cooldown")
         await cooldown.fill("9999999")
         await cooldown.press("Enter")
-        await expect(result).to_contain_text("Espera mínima (s): Input should be less than")
+        await expect(result).to_contain_text("Espera mínima (s): tiene que ser como máximo")
         await expect(cooldown).to_have_attribute("aria-invalid", "true")
         await expect(value).not_to_have_attribute("aria-invalid", "true")
         async with live.http() as client:
@@ -240,7 +240,7 @@ async def test_the_services_422_is_shown_in_the_form_in_either_language(
             "Mid ratio"
         )
         await expect(result).to_contain_text(
-            "The service refused the rule: Minimum wait (s): Input should be less than"
+            "The service refused the rule: Minimum wait (s): must be at most"
         )
 
         # In English a decimal point; the rule is created with the typed level.

@@ -98,6 +98,16 @@ export function parseNumber(text) {
 }
 
 /**
+ * One validation error in the page's language: FastAPI's `type` (with its limits in `ctx`)
+ * has a translation; an unknown type keeps the service's own English `msg`.
+ */
+function validationText(item) {
+  const key = `validation.${item?.type}`;
+  const text = t(key, item?.ctx ?? {});
+  return text === key ? String(item?.msg ?? "") : text;
+}
+
+/**
  * The service's refusal as one line, and the request field it names (or null). FastAPI's
  * validation errors are a list of `{loc, msg}`; the service's own are a single string.
  */
@@ -111,7 +121,8 @@ export function refusal(body, fieldLabel) {
     const name = typeof loc[0] === "string" ? loc[0] : null;
     field ??= name;
     const label = name ? fieldLabel(name) : "";
-    return label ? `${label}: ${item?.msg ?? ""}` : String(item?.msg ?? "");
+    const message = validationText(item);
+    return label ? `${label}: ${message}` : message;
   });
   return { text: parts.join(" · "), field };
 }
