@@ -7,9 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from live import live_service, wait_for
+import pytest
+from support.poll import eventually
+from support.server import live_service
 
 from cotiza.settings import Settings
+
+pytestmark = pytest.mark.live
 
 CALM = {"loop_lag_warn": 5.0, "loop_lag_fail": 10.0}
 
@@ -32,7 +36,7 @@ async def test_a_removed_database_directory_fails_readiness(
         async def refused() -> bool:
             return (await http.get("/readyz")).status_code == 503
 
-        await wait_for(refused, timeout=20, message="/readyz failing")
+        await eventually(refused, timeout=20, message="/readyz failing")
         detailed = (await http.get("/health/detailed")).json()
         check = file_check(detailed)
         assert check["status"] == "fail" and check["affects"] == "readiness"
@@ -54,11 +58,12 @@ async def test_a_replaced_database_file_fails_readiness(
         async def refused() -> bool:
             return (await http.get("/readyz")).status_code == 503
 
-        await wait_for(refused, timeout=20, message="/readyz failing")
+        await eventually(refused, timeout=20, message="/readyz failing")
         check = file_check((await http.get("/health/detailed")).json())
         assert check["status"] == "fail" and "replaced" in check["output"]
 
 
+@pytest.mark.postgres
 async def test_postgresql_has_no_file_check_to_fail(
     make_settings: Callable[..., Settings], pg_url: str
 ) -> None:

@@ -8,9 +8,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from live import fast_settings, live_service, wait_for
+import pytest
+from support.poll import eventually
+from support.server import live_service
+from support.settings import fast_settings
 
 from cotiza.settings import Settings
+
+pytestmark = pytest.mark.live
 
 INTERVAL = 0.2
 OUTAGE = 3.0
@@ -59,11 +64,11 @@ async def test_samples_due_during_an_outage_are_written_when_it_ends(tmp_path: P
     path = tmp_path / "cotiza.db"
     async with live_service(settings) as live, live.http() as http:
         writer = live.services.writer
-        await wait_for(lambda: writer.stats.written_samples > 0, timeout=20, message="samples")
+        await eventually(lambda: writer.stats.written_samples > 0, timeout=20, message="samples")
         lock = await asyncio.to_thread(take_the_write_lock, path)
         started = time.time()
         try:
-            await wait_for(
+            await eventually(
                 lambda: writer.stats.consecutive_failures > 0 and writer.stats.dropped_ticks > 0,
                 timeout=20,
                 message="writes failing",
@@ -75,7 +80,7 @@ async def test_samples_due_during_an_outage_are_written_when_it_ends(tmp_path: P
             lock.execute("ROLLBACK")
             lock.close()
         ended = time.time()
-        await wait_for(
+        await eventually(
             lambda: writer.stats.consecutive_failures == 0 and writer.stats.pending == 0,
             timeout=30,
             message="writes recovered",
@@ -86,7 +91,7 @@ async def test_samples_due_during_an_outage_are_written_when_it_ends(tmp_path: P
             return bool(writes_check(body)["status"] == "pass")
 
         # A recent window, not a lifetime counter: the drops age out and health recovers.
-        await wait_for(writes_pass, timeout=15, message="database:writes back to pass")
+        await eventually(writes_pass, timeout=15, message="database:writes back to pass")
         assert writer.stats.dropped_ticks > 0  # the lifetime counter is still there
 
     with sqlite3.connect(path) as conn:
@@ -107,10 +112,10 @@ async def test_the_outage_buffer_is_bounded(tmp_path: Path) -> None:
     path = tmp_path / "cotiza.db"
     async with live_service(settings) as live:
         writer = live.services.writer
-        await wait_for(lambda: writer.stats.written_samples > 0, timeout=20, message="samples")
+        await eventually(lambda: writer.stats.written_samples > 0, timeout=20, message="samples")
         lock = await asyncio.to_thread(take_the_write_lock, path)
         try:
-            await wait_for(
+            await eventually(
                 lambda: writer.stats.dropped_samples > 0, timeout=30, message="buffer overflow"
             )
             stats = writer.stats
@@ -119,4 +124,4 @@ async def test_the_outage_buffer_is_bounded(tmp_path: Path) -> None:
         finally:
             lock.execute("ROLLBACK")
             lock.close()
-        await wait_for(lambda: writer.stats.pending == 0, timeout=30, message="drained")
+        await eventually(lambda: writer.stats.pending == 0, timeout=30, message="drained")

@@ -8,8 +8,10 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
-from browser_harness import LiveService
 from playwright.async_api import Browser, Route
+from support.server import LiveService
+
+pytestmark = pytest.mark.browser
 
 URL_IN_SCRIPT = re.compile(r"""["'](https?:)?//[^"']+["']""")
 

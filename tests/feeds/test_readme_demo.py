@@ -18,6 +18,8 @@ import pytest
 
 from cotiza.fake_primary.faults import Faults
 
+pytestmark = pytest.mark.subprocess
+
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 

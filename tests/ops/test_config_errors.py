@@ -75,18 +75,21 @@ def assert_refused(result: subprocess.CompletedProcess[str], variable: str, tmp:
     return lines[0]
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize(("variable", "value"), BAD, ids=[f"{v}={x}" for v, x in BAD])
 def test_bad_values_stop_start_up(variable: str, value: str, tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("not a folder\n")
     assert_refused(start("main.py", tmp_path, **{variable: value}), variable, tmp_path)
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("entry", sorted(ENTRY))
 def test_every_entry_point_refuses_the_same_way(entry: str, tmp_path: Path) -> None:
     result = start(entry, tmp_path, RATIO_SAMPLE_INTERVAL="1e-9")
     assert_refused(result, "RATIO_SAMPLE_INTERVAL", tmp_path)
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("entry", sorted(ENTRY))
 def test_a_busy_port_is_refused_naming_its_holder(entry: str, tmp_path: Path) -> None:
     """The port is checked before the database and the feed start; the holder is named."""

@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+pytestmark = pytest.mark.subprocess
+
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "diag-anywhere-token"
 SETTING_VARIABLES = ("DATABASE_URL", "RUN_DIR", "API_TOKEN", "PORT", "HOST", "MARKET_HOURS")
