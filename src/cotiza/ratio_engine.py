@@ -10,6 +10,7 @@ from dataclasses import asdict
 
 from cotiza.cache import QuoteCache
 from cotiza.calendar import MarketCalendar
+from cotiza.errors import StorageError
 from cotiza.models import Quote, RatioPair, RatioSample, RatioValues
 from cotiza.ratios import DEFAULT_PAIRS, RollingIndicators, compute_ratios
 from cotiza.settings import Settings
@@ -76,14 +77,23 @@ class RatioEngine:
     async def start(self) -> None:
         if self._tasks:
             return
-        seeded = await self.repository.seed_pairs(DEFAULT_PAIRS)
-        if seeded:
-            log.info("seeded %d default ratio pairs", seeded)
-        await self.reload_pairs()
+        try:
+            await self.load_pairs()
+        except StorageError as exc:  # unreachable at start-up: load_pairs() once it answers
+            log.warning(
+                "ratio pairs not loaded yet (%s); loading them when the database answers", exc
+            )
         self._tasks = [
             asyncio.create_task(self._publish_loop(), name="ratio-publisher"),
             asyncio.create_task(self._sample_loop(), name="ratio-sampler"),
         ]
+
+    async def load_pairs(self) -> None:
+        """Seed the default pairs into an empty database, then read the active ones."""
+        seeded = await self.repository.seed_pairs(DEFAULT_PAIRS)
+        if seeded:
+            log.info("seeded %d default ratio pairs", seeded)
+        await self.reload_pairs()
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []

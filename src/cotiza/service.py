@@ -96,8 +96,13 @@ async def run_services(settings: Settings) -> AsyncIterator[Services]:
     """Start every component in dependency order; stop them in reverse on exit."""
     calendar = MarketCalendar.from_settings(settings)
     async with contextlib.AsyncExitStack() as stack:
-        database = Database(settings.database_url, busy_timeout=settings.sqlite_busy_timeout)
-        await database.start()
+        database = Database(
+            settings.database_url,
+            busy_timeout=settings.sqlite_busy_timeout,
+            connect_timeout=settings.database_connect_timeout,
+        )
+        # Unreachable: start anyway (live quotes need no database) and retry meanwhile.
+        await database.start_or_retry()
         stack.push_async_callback(database.stop)
 
         repository = Repository(database)
@@ -111,7 +116,7 @@ async def run_services(settings: Settings) -> AsyncIterator[Services]:
         await hub.start()
         stack.push_async_callback(hub.stop, CLOSE_GOING_AWAY, "Server shutting down")
 
-        if settings.demo_history_days:
+        if settings.demo_history_days and database.running:
             await backfill_demo(settings, database, repository)
 
         feed = FeedRunner(settings, cache)
@@ -193,6 +198,8 @@ async def run_services(settings: Settings) -> AsyncIterator[Services]:
             stack.push_async_callback(services.bot.stop)
         elif settings.telegram_bot_token is not None:
             log.warning("Telegram bot disabled: no TELEGRAM_CHAT_IDS (nor TELEGRAM_CHAT_ID)")
+        database.on_ready(ratios.load_pairs)  # after a deferred start: what start() skipped
+        database.on_ready(alerts.reload)
         await alerts.start()  # stops before the bot, so its last firings can still be sent
         stack.push_async_callback(alerts.stop)
         log.info("cotiza started (feed=%s, database=%s)", settings.feed.value, database.dialect)

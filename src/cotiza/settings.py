@@ -95,6 +95,7 @@ class Settings(BaseSettings):
     write_drop_log_interval: float = Field(10.0, gt=0)  # at most one "queue full" line per
     write_drop_window: float = Field(60.0, gt=0)  # health judges ticks dropped this recently
     write_sample_buffer: int = Field(50_000, ge=1)  # samples kept beyond the queue in an outage
+    database_connect_timeout: float = Field(10.0, gt=0)  # PostgreSQL connect; start-up x3
     sqlite_busy_timeout: float = Field(5.0, gt=0)  # how long SQLite waits for a writer's lock
     demo_history_days: int = Field(0, ge=0, le=365)
 

@@ -37,6 +37,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "write_drop_window": (0.1, DAY),
     "write_sample_buffer": (1, 10_000_000),
     "sqlite_busy_timeout": (0.001, HOUR),
+    "database_connect_timeout": (0.1, 10 * MINUTE),
     "demo_history_days": (0, 365),
     "sim_ticks_per_second": (0.001, 1_000_000),
     "sim_seed": (0, 2**32 - 1),

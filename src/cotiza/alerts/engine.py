@@ -99,7 +99,12 @@ class AlertEngine:
         if self._drainer is not None:
             return
         await self.webhook.start()
-        self._load(await self.store.list_rules())
+        try:
+            self._load(await self.store.list_rules())
+        except StorageError as exc:  # unreachable at start-up: reload() once it answers
+            log.warning(
+                "alert rules not loaded yet (%s); loading them when the database answers", exc
+            )
         self._drainer = asyncio.create_task(self._drain(), name="alert-delivery")
         self.ratios.add_listener(self.on_ratio)
         for evaluator in list(self.evaluators.values()):

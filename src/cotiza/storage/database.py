@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,8 +66,19 @@ def describe_error(exc: BaseException, limit: int = 200) -> str:
 class Database:
     """Owns the async engine; ``start`` creates it and upgrades the schema to head."""
 
-    def __init__(self, url: str, *, echo: bool = False, busy_timeout: float = 5.0) -> None:
-        """``busy_timeout``: seconds a SQLite statement waits for another writer's lock."""
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        busy_timeout: float = 5.0,
+        connect_timeout: float = 10.0,
+        retry_max: float = 30.0,
+    ) -> None:
+        """``busy_timeout``: seconds a SQLite statement waits for another writer's lock;
+        ``connect_timeout``: the longest a PostgreSQL connection attempt (and start-up's
+        migration) may take, so a server that accepts TCP but never answers cannot hang
+        start-up; ``retry_max``: the longest pause between start-up retries."""
         try:
             self._url = make_url(url)
         except ArgumentError as exc:
@@ -74,6 +87,10 @@ class Database:
         self._busy_timeout_ms = round(busy_timeout * 1000)
         self._engine: AsyncEngine | None = None
         self._file_identity: tuple[int, int] | None = None  # SQLite file (st_dev, st_ino)
+        self._connect_timeout = connect_timeout
+        self._retry_max = retry_max
+        self._retry: asyncio.Task[None] | None = None
+        self._on_ready: list[Callable[[], Awaitable[None]]] = []
 
     @property
     def dialect(self) -> str:
@@ -114,8 +131,14 @@ class Database:
             return
         engine = self._create_engine()
         try:
-            async with engine.begin() as conn:
+            async with asyncio.timeout(self._connect_timeout * 3), engine.begin() as conn:
                 await conn.run_sync(self._upgrade)
+        except TimeoutError as exc:
+            await engine.dispose()
+            raise StorageError(
+                f"cannot open and migrate {self.url}: no answer within "
+                f"{self._connect_timeout * 3:g} s"
+            ) from exc
         except StorageError:
             await engine.dispose()
             raise
@@ -128,8 +151,53 @@ class Database:
         self._file_identity = self._identity()
         logger.info("database %s ready at revision %s", self.url, self.expected_revision)
 
+    async def start_or_retry(self) -> bool:
+        """Start now, or keep retrying in the background with backoff (one log line per
+        attempt) and run the ``on_ready`` callbacks once it answers; True when started now.
+
+        The service starts either way: live quotes and WebSockets need no database, and
+        health (``/readyz``) reports it missing meanwhile."""
+        try:
+            await self.start()
+        except StorageError as exc:
+            logger.warning("database unavailable at start-up, starting without it: %s", exc)
+            self._retry = asyncio.create_task(self._retry_start(), name="database-retry")
+            return False
+        return True
+
+    def on_ready(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` when a deferred start succeeds (pairs, rules, ...)."""
+        self._on_ready.append(callback)
+
+    async def _retry_start(self) -> None:
+        delay, attempt = 1.0, 1
+        while True:
+            logger.warning(
+                "database %s: attempt %d failed; next attempt in %.0f s", self.url, attempt, delay
+            )
+            await asyncio.sleep(delay)
+            attempt += 1
+            try:
+                await self.start()
+            except StorageError as exc:
+                logger.debug("database start attempt failed: %s", exc)
+                delay = min(self._retry_max, delay * 2)
+                continue
+            logger.info("database %s answered after %d attempt(s)", self.url, attempt)
+            for callback in self._on_ready:
+                try:
+                    await callback()
+                except Exception:  # one component's loading must not stop the others'
+                    logger.exception("loading after the database came back failed")
+            return
+
     async def stop(self) -> None:
         """Dispose of the engine and its pooled connections; a no-op when stopped."""
+        retry, self._retry = self._retry, None
+        if retry is not None:
+            retry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retry
         engine, self._engine = self._engine, None
         if engine is not None:
             await engine.dispose()
@@ -208,6 +276,17 @@ class Database:
             self._url,
             echo=self._echo,
             pool_pre_ping=self.dialect == "postgresql",
+            # asyncpg: connection and statement timeouts (a silent server must not hang us).
+            **(
+                {
+                    "connect_args": {
+                        "timeout": self._connect_timeout,
+                        "command_timeout": self._connect_timeout * 3,
+                    }
+                }
+                if self.dialect == "postgresql"
+                else {}
+            ),
             # Every connection to an in-memory SQLite database is a different database.
             **({"poolclass": StaticPool} if in_memory else {}),
         )
