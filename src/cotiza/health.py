@@ -8,6 +8,7 @@ health endpoints ask. The grading helpers are pure.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -181,8 +182,7 @@ class HealthAssessor:
                 round(lag * 1000, 2),
                 "ms",
             ),
-            self._feed_state(),
-            self._feed_staleness(now),
+            *self._shared(self._feed_state(), self._feed_staleness(now)),
             await timed_check(
                 "database:responseTime", s.health_check_timeout, self._db_check, Scope.READINESS
             ),
@@ -191,6 +191,22 @@ class HealthAssessor:
             self._memory(),
             self._connections(),
             *(check() for check in self._extra),
+        ]
+
+    def _shared(self, *checks: Check) -> list[Check]:
+        """In cluster mode the upstream feed is shared: its faults warn, never un-ready.
+
+        Every node would fail together otherwise (readiness is for node-local faults).
+        """
+        if not self.settings.cluster:
+            return list(checks)
+        return [
+            dataclasses.replace(
+                c, status=Status.WARN, output=f"shared by the cluster: {c.output or c.status}"
+            )
+            if c.status is Status.FAIL
+            else c
+            for c in checks
         ]
 
     def worker_states(self) -> dict[str, bool]:
@@ -269,7 +285,7 @@ class HealthAssessor:
         states = self.worker_states()
         required = {k: v for k, v in states.items() if k != "dashboard_worker"}
         dead = [name for name, alive in required.items() if not alive]
-        if self.dashboard.subscribers and not self.dashboard.running:
+        if self.dashboard.subscribers and not self.dashboard.running and not self.dashboard.relay:
             dead.append("dashboard_worker")
         if dead:
             return Check("workers:running", Status.FAIL, states, None, "dead: " + ", ".join(dead))
