@@ -166,6 +166,9 @@ class HealthAssessor:
         self.lag = lag
         self.process = process
         self._extra: list[Callable[[], Check]] = []
+        # Cluster mode: True while another node holds the upstream session (this one
+        # follows the bus), so a feed that is not running here is the expected state.
+        self.following: Callable[[], bool] = lambda: False
 
     def add_check(self, check: Callable[[], Check]) -> None:
         """Also judge ``check`` (a component's own, e.g. the alert engine's) every time."""
@@ -219,6 +222,9 @@ class HealthAssessor:
 
     def _feed_state(self) -> Check:
         runner = self.feed
+        if self.following():
+            note = "following the cluster leader's feed over the backplane"
+            return Check("feed:state", Status.PASS, "follower", None, note, Scope.READINESS)
         if runner.state is RunnerState.FAILED:
             return Check(
                 "feed:state",

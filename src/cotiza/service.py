@@ -226,6 +226,7 @@ async def run_services(settings: Settings) -> AsyncIterator[Services]:
             node.alerts, node.bot = alerts, services.bot
             for check in cluster_checks(node):
                 services.health.add_check(check)
+            services.health.following = node.following
             await node.start()
             stack.push_async_callback(node.stop)  # first: hand upstream over before the rest
         log.info(

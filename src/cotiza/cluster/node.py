@@ -37,6 +37,7 @@ from cotiza.cluster.sink import (
     sample_publication,
     tick_publication,
 )
+from cotiza.errors import StorageError
 from cotiza.models import Quote, RatioSample
 from cotiza.settings import Role, Settings
 from cotiza.ws.frames import Wire
@@ -149,6 +150,10 @@ class ClusterNode:
     def leader_node(self) -> str | None:
         return self.keeper.leader_node
 
+    def following(self) -> bool:
+        """True while this node does not lead: its feed is the bus, not upstream."""
+        return not self.is_leader
+
     def status(self) -> ClusterHealth:
         """The ``cluster`` object of ``/health/detailed``."""
         state = self.bus.state
@@ -259,12 +264,24 @@ class ClusterNode:
         self.bus.follow()
         self.ratios.sampling = False
         await self.feed.close()
+        await self._flush_history(reason)
         await self.dashboard.follow()
         for _start, stop in reversed(self._leader_parts()):
             try:
                 await stop()
             except Exception:
                 log.exception("a leader task failed to stop")
+
+    async def _flush_history(self, reason: str) -> None:
+        """Store what this term took before the lease goes (still fenced: a lost term
+        writes nothing). Bounded, so a slow database cannot hold the handover."""
+        if self.lease.epoch is None:
+            return
+        try:
+            async with asyncio.timeout(self.settings.lease_renew_deadline / 2):
+                await self.writer.flush()
+        except (TimeoutError, StorageError) as exc:
+            log.warning("history not flushed before leaving (%s): %s", reason, exc or "timeout")
 
     def _leader_parts(self) -> list[LeaderPart]:
         parts: list[LeaderPart] = []
