@@ -70,6 +70,9 @@ async def two_nodes(cluster: ClusterRun) -> tuple[Node, Node]:
     a = await cluster.start(cluster.node("node-a"), leader=True)
     b = await cluster.start(cluster.node("node-b"), leader=False)
     await eventually(lambda: b.is_following("node-a"), 30)
+    for node in (a, b):  # the follower is ready too: the leader being elsewhere is no fault
+        ready = await node.get("/readyz")
+        assert ready is not None and ready.status_code == 200, ready and ready.text
     return a, b
 
 
@@ -98,6 +101,12 @@ async def test_leader_sigkill_survivor_takes_over_and_keeps_its_clients(
     assert await b.feed_state() == "running"
     assert await peak_sessions(fake) == 1
     assert_no_duplicate_samples(await samples(fresh_pg_url), interval=0.5)
+    metrics = await b.get("/metrics")
+    assert metrics is not None and metrics.status_code == 200
+    assert 'cotiza_cluster_role{role="auto"} 1.0' in metrics.text
+    assert "cotiza_cluster_epoch 2.0" in metrics.text
+    assert "cotiza_cluster_leader 1.0" in metrics.text
+    assert "cotiza_cluster_leader_changes_total 1.0" in metrics.text
 
 
 async def test_planned_handover_closes_upstream_before_the_other_node_leads(
