@@ -18,6 +18,7 @@ from cotiza.cluster.envelope import BusMessage, Kind, Publication, Snapshot, dec
 from cotiza.cluster.pglease import PgLease
 from cotiza.cluster.sink import (
     BackplaneSink,
+    alert_publication,
     dashboard_publication,
     quote_of,
     sample_of,
@@ -76,7 +77,8 @@ async def test_the_sink_applies_ticks_samples_and_dashboard_without_going_backwa
     """Ticks reach the cache (and its listeners), never an older one over a newer one;
     a sample advances the pair's window once, however often it is replayed."""
     relayed: list[Wire] = []
-    sink = BackplaneSink(services.cache, services.ratios, relayed.append)
+    alerts: list[Wire] = []
+    sink = BackplaneSink(services.cache, services.ratios, relayed.append, alerts.append)
     pushed: list[Quote] = []
     services.cache.add_listener(pushed.append)
     now = time.time()
@@ -100,7 +102,13 @@ async def test_the_sink_applies_ticks_samples_and_dashboard_without_going_backwa
     sink.apply(over_the_wire(dashboard_publication(frame), seq=4))
     assert [w.data for w in relayed] == [frame.data]
 
-    sink.apply(BusMessage(1, 5, time.time_ns(), Kind.TICK, AL30, "{not json"))
+    alert = Wire(b'{"type":"alert","rule_id":1}')
+    sink.apply(over_the_wire(alert_publication(alert, 1), seq=5))
+    sink.apply(over_the_wire(alert_publication(alert, 2), seq=6))
+    sink.apply(over_the_wire(Publication(Kind.CONTROL, "handover", ""), seq=7))
+    assert [w.data for w in alerts] == [alert.data, alert.data]  # events: each one relayed
+
+    sink.apply(BusMessage(1, 8, time.time_ns(), Kind.TICK, AL30, "{not json"))
     assert sink.invalid == 1 and services.cache.get(AL30) == newer  # skipped, nothing lost
 
 

@@ -33,6 +33,7 @@ from cotiza.cluster.redis_bus import RedisBus
 from cotiza.cluster.registry import NodeInfo, NodeRegistry
 from cotiza.cluster.sink import (
     BackplaneSink,
+    alert_publication,
     dashboard_publication,
     sample_publication,
     tick_publication,
@@ -103,7 +104,7 @@ class ClusterNode:
             hold_off=max(settings.lease_ttl, 3 * settings.lease_retry),
             campaign=settings.role is not Role.EDGE,
         )
-        self.sink = BackplaneSink(cache, ratios, dashboard.relay_frame)
+        self.sink = BackplaneSink(cache, ratios, dashboard.relay_frame, hub.publish_alert_wire)
         self.bus = RedisBus(
             settings,
             self.sink,
@@ -133,6 +134,8 @@ class ClusterNode:
         ratios.add_sample_listener(self.publish_sample)
         dashboard.relay = True
         dashboard.on_frame = self.publish_dashboard
+        hub.on_alert = self.publish_alert
+        self._alerts_published = 0
 
     # -- observation --------------------------------------------------------------------
 
@@ -228,6 +231,11 @@ class ClusterNode:
 
     def publish_dashboard(self, wire: Wire) -> None:
         item = dashboard_publication(wire)
+        self.bus.publish(item.kind, item.key, item.frame, item.asof)
+
+    def publish_alert(self, wire: Wire) -> None:
+        self._alerts_published += 1
+        item = alert_publication(wire, self._alerts_published)
         self.bus.publish(item.kind, item.key, item.frame, item.asof)
 
     def _keyframe(self) -> list[Publication]:
