@@ -168,6 +168,12 @@ async def test_control_sent_to_a_follower_is_applied_by_the_leader(
     await eventually(lambda: _live_pair(a, pair_id), 10)
     assert await _live_pair(b, pair_id)
 
+    assert await _leader_rules(a) == 0
+    rule = {"pair_id": pair_id, "field": "mid_ratio", "op": ">", "value": 1e9}
+    created = await b.post("/api/alerts/rules", rule)
+    assert created.status_code == 201, created.text
+    await eventually(lambda: _leader_rules_are(a, 1), 10)  # the one alert engine: a's
+
 
 async def _has_samples(database_url: str) -> bool:
     return len(await samples(database_url)) > 0
@@ -185,3 +191,16 @@ async def _feed_is(node: Node, state: str, *, negate: bool = False) -> bool:
 async def _live_pair(node: Node, pair_id: int) -> bool:
     response = await node.get("/api/ratios")
     return response is not None and any(r["pair_id"] == pair_id for r in response.json()["data"])
+
+
+async def _leader_rules(node: Node) -> int | None:
+    """Active rules of the node's alert engine (it runs on the leader only)."""
+    response = await node.get("/health/detailed")
+    if response is None:
+        return None
+    check = response.json()["checks"]["alerts:engine"][0]
+    return int(check["observedValue"]["rules"])
+
+
+async def _leader_rules_are(node: Node, count: int) -> bool:
+    return await _leader_rules(node) == count

@@ -324,7 +324,7 @@ class ClusterNode:
         return command
 
     async def pairs_changed(self) -> None:
-        """Tell every other node to reload the pairs (this one already did)."""
+        """Tell every other node to reload the pairs and alert rules (this one already did)."""
         version = await self.control.pairs_changed()
         self.listener.pairs_version = max(self.listener.pairs_version, version)
 
