@@ -159,7 +159,6 @@ class ClusterNode:
 
     def status(self) -> ClusterHealth:
         """The ``cluster`` object of ``/health/detailed``."""
-        state = self.bus.state
         return {
             "role": str(self.role),
             "node_id": self.node_id,
@@ -167,9 +166,8 @@ class ClusterNode:
             "leader_node": self.leader_node,
             "epoch": self.epoch,
             "backplane": {
-                "connected": state is BusState.CONNECTED,
+                "connected": self.bus.state is BusState.CONNECTED,
                 "lag_ms": self.bus.lag_ms,
-                "state": str(state),
             },
         }
 
