@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
@@ -299,12 +298,9 @@ class ClusterNode:
 
     def _emergency_fence(self) -> None:
         """On the watchdog thread, the loop possibly blocked: shut the upstream socket."""
-        upstream = getattr(self.feed.feed, "_ws", None)
-        transport = getattr(upstream, "transport", None)
-        sock = transport.get_extra_info("socket") if transport is not None else None
-        if isinstance(sock, socket.socket):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        feed = self.feed.feed
+        if feed is not None and feed.shut_upstream():
+            log.error("upstream socket shut by the fence watchdog")
         loop = self._loop
         if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):
