@@ -7,6 +7,7 @@ upstream and counts the market-data sessions of the one user they share.
 from __future__ import annotations
 
 import bisect
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -40,6 +41,13 @@ def cluster(
         yield run
     finally:
         run.stop()
+
+
+def metric(text: str, name: str) -> float:
+    """One unlabelled sample of the Prometheus exposition ``text``."""
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    assert match is not None, name
+    return float(match.group(1))
 
 
 async def peak_sessions(fake: FakePrimary) -> int:
@@ -103,16 +111,16 @@ async def test_leader_sigkill_survivor_takes_over_and_keeps_its_clients(
         before = len(await samples(fresh_pg_url))
         await eventually(lambda: _more_samples(fresh_pg_url, before), 30)  # b samples now
     status = await b.cluster()
-    assert status is not None and status["leader_node"] == "node-b" and status["epoch"] == 2
+    assert status is not None and status["leader_node"] == "node-b" and status["epoch"] >= 2
     assert await b.feed_state() == "running"
     assert await peak_sessions(fake) == 1
     assert_no_duplicate_samples(await samples(fresh_pg_url), interval=0.5)
     metrics = await b.get("/metrics")
     assert metrics is not None and metrics.status_code == 200
     assert 'cotiza_cluster_role{role="auto"} 1.0' in metrics.text
-    assert "cotiza_cluster_epoch 2.0" in metrics.text
     assert "cotiza_cluster_leader 1.0" in metrics.text
-    assert "cotiza_cluster_leader_changes_total 1.0" in metrics.text
+    assert metric(metrics.text, "cotiza_cluster_epoch") == status["epoch"]
+    assert metric(metrics.text, "cotiza_cluster_leader_changes_total") >= 1
 
 
 async def test_planned_handover_closes_upstream_before_the_other_node_leads(
@@ -129,7 +137,7 @@ async def test_planned_handover_closes_upstream_before_the_other_node_leads(
         assert refused.status_code == 409 and "node-a" in refused.json()["detail"]
         reply = await a.post("/admin/handover", timeout=30)
         assert reply.status_code == 200, reply.text
-        assert reply.json()["node_id"] == "node-a" and reply.json()["epoch"] == 1
+        assert reply.json()["node_id"] == "node-a" and reply.json()["epoch"] >= 1
         handed = time.monotonic()
         await eventually(b.is_leader, HANDOVER_LIMIT)
         await on_a.wait_ticks_after(handed, count=3, timeout=HANDOVER_LIMIT)
@@ -137,7 +145,7 @@ async def test_planned_handover_closes_upstream_before_the_other_node_leads(
         assert on_a.closed is None and on_b.closed is None
     assert await a.is_following("node-b")
     assert await a.feed_state() == "stopped" and await b.feed_state() == "running"
-    assert (await b.cluster() or {})["epoch"] == 2
+    assert (await b.cluster() or {})["epoch"] >= 2
     assert await peak_sessions(fake) == 1
     assert_no_duplicate_samples(await samples(fresh_pg_url), interval=0.5)
 
@@ -193,12 +201,12 @@ async def test_a_leader_whose_loop_blocks_shuts_upstream_from_its_watchdog_threa
     await fake.wait_until(lambda: len(fake.sessions) == 1, timeout=10)
     async with TickWatcher(b) as watcher:
         await watcher.wait_ticks_after(time.monotonic(), count=3)
-        blocked = await a.post("/debug/block?seconds=8")
+        blocked = await a.post("/debug/block?seconds=10")
         assert blocked.status_code == 200, blocked.text
         started = time.monotonic()
-        await fake.wait_until(lambda: not fake.sessions, timeout=6)  # a's socket, shut
+        await fake.wait_until(lambda: not fake.sessions, timeout=8)  # a's socket, shut
         shut_after = time.monotonic() - started
-        assert shut_after < 5, shut_after  # before a's lease could have expired (TTL 3 + margin)
+        assert shut_after < 5, shut_after  # by LEASE_RENEW_DEADLINE 3, before LEASE_TTL 5
         await eventually(b.is_leader, TAKEOVER_LIMIT)
         await watcher.wait_ticks_after(time.monotonic(), count=3, timeout=TAKEOVER_LIMIT)
         await eventually(lambda: a.is_following("node-b"), 30)  # woken: fenced, follows
