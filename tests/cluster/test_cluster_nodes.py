@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import re
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -44,6 +45,7 @@ def cluster(
         yield run
     finally:
         run.stop()
+        sys.stderr.write(run.logs())  # captured: shown only when the test failed
 
 
 def metric(text: str, name: str) -> float:
