@@ -7,9 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from browser_harness import ARTIFACTS, LiveService, OpenDashboard, live_service
+from browser_harness import ARTIFACTS, OpenDashboard
 from pagekit import serious_violations, wait_live
 from playwright.async_api import Browser, BrowserContext, Page, WebSocket, expect
+from support.server import LiveService, live_service
 
 from cotiza.settings import Settings
 

@@ -151,6 +151,11 @@ async def test_planned_handover_closes_upstream_before_the_other_node_leads(
     assert await a.is_following("node-b")
     assert await a.feed_state() == "stopped" and await b.feed_state() == "running"
     assert (await b.cluster() or {})["epoch"] >= 2
+    # The monitor's planned restart drains first: a leader hands over before closing clients.
+    drained = await b.post("/admin/drain", timeout=30)
+    assert drained.status_code == 200, drained.text
+    await eventually(a.is_leader, HANDOVER_LIMIT)
+    assert await b.feed_state() == "stopped"
     assert await peak_sessions(fake) == 1
     assert_no_duplicate_samples(await samples(fresh_pg_url), interval=0.5)
 
