@@ -24,7 +24,7 @@ from support.poll import eventually
 
 from cotiza.fake_primary import FakePrimary
 
-pytestmark = [pytest.mark.cluster, pytest.mark.postgres]
+pytestmark = [pytest.mark.cluster, pytest.mark.postgres, pytest.mark.subprocess, pytest.mark.live]
 
 # Generous: the machine is shared; the targets (8 s, 2 s) are measured by bench/cluster.py.
 TAKEOVER_LIMIT = 25.0
