@@ -19,6 +19,7 @@ from cotiza import __version__
 from cotiza.api.deps import ServicesDep
 from cotiza.api.routes import alerts, auth, control, health, quotes, ratios, ws
 from cotiza.errors import (
+    ClusterError,
     ConflictError,
     CotizaError,
     FeedError,
@@ -39,6 +40,7 @@ _STATUS = {
     InvalidRequestError: 422,
     StorageError: 503,
     FeedError: 502,
+    ClusterError: 503,  # the control plane (PostgreSQL) or the backplane is unreachable
 }
 
 
