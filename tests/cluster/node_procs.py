@@ -24,6 +24,7 @@ import websockets
 
 ROOT = Path(__file__).resolve().parents[2]
 MAIN = str(ROOT / "main.py")
+MONITOR = str(ROOT / "monitor_service.py")
 TOKEN = "cluster-test-token"
 
 # Timings short enough for tests, with the design's proportions (renew deadline below
@@ -51,6 +52,17 @@ FAST_CLUSTER = {
     "LOG_LEVEL": "INFO",
     "API_TOKEN": TOKEN,
 }
+
+
+def _listeners(port: int) -> list[int]:
+    """Pids listening on ``port`` (the node a killed monitor left behind)."""
+    import psutil
+
+    pids = []
+    for conn in psutil.net_connections("tcp"):
+        if conn.laddr and conn.laddr.port == port and conn.status == "LISTEN" and conn.pid:
+            pids.append(conn.pid)
+    return pids
 
 
 def free_port() -> int:
@@ -135,6 +147,28 @@ class Cluster:
         self.nodes.append(node)
         return node
 
+    def start_monitored(self, node_id: str, *flags: str, **extra: str) -> Node:
+        """A node under its own monitor; ``Node.proc`` is the monitor, ``port`` the node's."""
+        port = free_port()
+        run_dir = self.workdir / f"run-{node_id}"
+        log = self.workdir / f"monitor-{node_id}.log"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, MONITOR, "--port", str(port), "--run-dir", str(run_dir)]
+        argv += [*flags, "--", sys.executable, MAIN]
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                argv,
+                cwd=self.workdir,
+                env=self.env(node_id, port, **extra),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        node = Node(node_id, port, proc, log)
+        self.nodes.append(node)
+        return node
+
     async def get(self, node: Node, path: str, timeout: float = 2.0) -> httpx.Response | None:
         try:
             return await self.http.get(node.base + path, timeout=timeout)
@@ -197,6 +231,11 @@ class Cluster:
                 os.killpg(node.proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 node.proc.wait(10)
+        # A monitored node runs in a session of its own, started by its monitor.
+        for node in self.nodes:
+            for pid in _listeners(node.port):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(os.getpgid(pid), signal.SIGKILL)
         await self.http.aclose()
 
 

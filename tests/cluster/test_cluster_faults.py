@@ -1,5 +1,6 @@
 """Fault tests of cluster mode with real processes: Redis killed and restarted, a frozen
-leader woken after takeover, one node's bus subscription blackholed.
+leader woken after takeover, one node's bus subscription blackholed, and the monitor
+handing a real leader over before restarting it.
 
 Every test runs its own redis-server on a free port (never the shared 6379), its own
 PostgreSQL database and prefix, and real ``main.py`` nodes with WebSocket clients.
@@ -196,3 +197,39 @@ async def test_a_blackholed_subscription_unreadies_that_node_alone(
         await watcher.stop()
     finally:
         await proxy.stop()
+
+
+async def test_the_monitor_hands_a_real_leader_over_before_restarting_it(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """SIGHUP to a leader's monitor: /admin/handover, the other node leads, then the restart."""
+    import json
+    import os
+
+    a = cluster.start_monitored("node-a", "--no-canary", "--interval", "0.5", "--term-grace", "5")
+    await cluster.wait_ready(a)
+    assert await cluster.leader(30) is a
+    b = cluster.start("node-b")
+    await cluster.wait_ready(b)
+    watcher = Watcher(b)
+    await watcher.start(await symbols_of(cluster, b))
+    ledger = tmp_path / "nodes" / "run-node-a" / f"monitor-{a.port}.jsonl"
+
+    def entries(event: str) -> list[dict[str, object]]:
+        lines = ledger.read_text().splitlines() if ledger.exists() else []
+        return [e for e in map(json.loads, lines) if e["event"] == event]
+
+    os.kill(a.pid, signal.SIGHUP)
+    await eventually(lambda: bool(entries("handover")), 30, interval=0.1)
+    (handover,) = entries("handover")
+    detail = handover["detail"]
+    assert isinstance(detail, dict)
+    assert detail["node_id"] == "node-a" and detail["new_leader"] == "node-b", handover
+    assert "reason" not in handover
+    assert await cluster.leader(10, among=[b]) is b
+    await eventually(lambda: len(entries("start")) >= 2, 30, interval=0.1)
+    await cluster.wait_ready(a)
+    block = await cluster.block(a)
+    assert block is not None and block["leader"] is False and block["leader_node"] == "node-b"
+    assert watcher.closed is None and watcher.fresh_since(time.monotonic() - 1)
+    await watcher.stop()
