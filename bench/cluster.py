@@ -1,0 +1,407 @@
+"""Cluster mode against the targets of issue 8, with real processes, max over N trials.
+
+One cluster for the whole run: a dedicated redis-server on a free port, a PostgreSQL
+database of its own, a fake Primary that allows one market-data session per user
+(``--on-excess refuse``, like a broker), three ``auto`` nodes and one ``edge`` whose
+backplane goes through a TCP proxy, all with the production lease and bus timings
+(``LEASE_TTL`` 6, ``LEASE_RETRY`` 1, ``BUS_HEARTBEAT`` 1, ``BUS_STALE_AFTER`` 3). One
+WebSocket client per node, subscribed to every symbol. Each trial runs, in order:
+
+- latency: for the same tick (symbol, quote time), receipt on a non-leader's client minus
+  receipt on the leader's client, over a window of steady state (same run, same clock);
+- kill: SIGKILL the leader; seconds until every surviving node's client has a fresh tick;
+  survivors' disconnects; then the killed node is started again (it rejoins as standby);
+- handover: ``POST /admin/handover`` to the leader; seconds until every client (the old
+  leader's too) has a fresh tick;
+- redis: SIGKILL redis-server, 5 s, start it again; seconds until every node's client has
+  a fresh tick; disconnects;
+- wedge: blackhole the edge's bus subscription at the proxy; seconds until its ``/readyz``
+  answers 503 (then healed, and ready again before the next trial).
+
+At the end: upstream ``peak_sessions`` (fake Primary), duplicate history samples, and the
+most samples missing for one pair around one takeover.
+
+    .venv/bin/python bench/cluster.py --trials 10
+
+Needs PostgreSQL on 127.0.0.1:5432 and ``redis-server`` on the PATH (scripts/dev test
+installs both); the database and every process are removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests" / "cluster"))  # the fault tests' process harness
+
+from cluster_kit import RedisServer, TcpProxy  # noqa: E402
+from node_procs import Cluster, Node, Watcher, free_port, symbols_of  # noqa: E402
+
+PG = os.environ.get("COTIZA_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+PRODUCTION_TIMINGS = {
+    "LEASE_TTL": "6",
+    "LEASE_RETRY": "1",
+    "LEASE_RENEW_DEADLINE": "4",
+    "BUS_HEARTBEAT": "1",
+    "BUS_STALE_AFTER": "3",
+    "BUS_TIMEOUT": "2",
+    "BUS_RETRY_BASE": "0.05",
+    "BUS_RETRY_MAX": "1",
+    "NODE_REPORT_INTERVAL": "2",
+    "NODE_TTL": "10",
+    "RATIO_SAMPLE_INTERVAL": "10",
+    "LOG_LEVEL": "WARNING",
+}
+FAST_PRIMARY = {
+    "FEED": "primary",
+    "PRIMARY_USER": "user",
+    "PRIMARY_PASSWORD": "password",
+    "PRIMARY_PING_INTERVAL": "1",
+    "PRIMARY_PONG_TIMEOUT": "2",
+    "PRIMARY_CLOSE_TIMEOUT": "0.5",
+    "PRIMARY_OPEN_TIMEOUT": "3",
+    "PRIMARY_BACKOFF_BASE": "0.1",
+    "PRIMARY_BACKOFF_CAP": "1",
+    "PRIMARY_HTTP_TIMEOUT": "3",
+}
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
+
+
+async def admin(sql: str) -> None:
+    conn = await asyncpg.connect(f"{PG}/postgres")
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+class FakePrimaryProc:
+    def __init__(self, on_excess: str) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cotiza", "fake-primary", "--port", str(self.port),
+             "--max-sessions-per-user", "1", "--on-excess", on_excess, "--rate", "40",
+             "--log-level", "WARNING"],
+            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, start_new_session=True,
+        )  # fmt: skip
+        assert self.proc.stderr is not None
+        self.proc.stderr.readline()  # the banner: listening
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+
+def gap_after(watchers: list[Watcher], since: float) -> float | None:
+    """Seconds from ``since`` until every watcher had a fresh tick; None if one never did."""
+    firsts = [w.first_fresh_after(since) for w in watchers]
+    if any(f is None for f in firsts):
+        return None
+    return max(f for f in firsts if f is not None) - since
+
+
+async def wait_gap(watchers: list[Watcher], since: float, timeout: float) -> float | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        gap = gap_after(watchers, since)
+        if gap is not None:
+            return gap
+        await asyncio.sleep(0.05)
+    return None
+
+
+def bus_latency(leader: Watcher, follower: Watcher, since: float) -> list[float]:
+    """Per tick seen by both: follower receipt minus leader-attached receipt (ms)."""
+    first: dict[tuple[str, int], float] = {}
+    for at, symbol, ts in leader.ticks:
+        if at >= since:
+            first.setdefault((symbol, ts), at)
+    deltas: list[float] = []
+    seen: set[tuple[str, int]] = set()
+    for at, symbol, ts in follower.ticks:
+        key = (symbol, ts)
+        if at >= since and key in first and key not in seen:
+            seen.add(key)
+            deltas.append((at - first[key]) * 1000)
+    return deltas
+
+
+async def history_faults(dsn: str, takeovers: list[float], interval: float) -> tuple[int, int]:
+    """(duplicate samples, most samples missing for one pair around one takeover)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        duplicates = await conn.fetchval(
+            "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM ratio_samples "
+            "GROUP BY pair_id, asof HAVING count(*) > 1) AS d"
+        )
+        rows = await conn.fetch("SELECT pair_id, asof FROM ratio_samples ORDER BY pair_id, asof")
+    finally:
+        await conn.close()
+    by_pair: dict[int, list[float]] = {}
+    for row in rows:
+        by_pair.setdefault(row["pair_id"], []).append(row["asof"])
+    worst = 0
+    for at in takeovers:
+        for stamps in by_pair.values():
+            window = [s for s in stamps if at - interval <= s <= at + 2 * interval]
+            missing = sum(
+                max(0, round((b - a) / interval) - 1) for a, b in itertools.pairwise(window)
+            )
+            worst = max(worst, missing)
+    return int(duplicates), worst
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.database = f"cotiza_bench_{uuid.uuid4().hex[:10]}"
+        self.dsn = f"{PG}/{self.database}"
+        self.redis = RedisServer(workdir / "redis")
+        self.fake = FakePrimaryProc(args.on_excess)
+        self.proxy = TcpProxy(0)
+        self.cluster: Cluster
+        self.watchers: dict[str, Watcher] = {}
+        self.symbols: list[str] = []
+        self.results: dict[str, list[float]] = {
+            k: [] for k in ("kill", "handover", "redis", "wedge", "lat_p50", "lat_p99")
+        }
+        self.disconnects = {"kill": 0, "handover": 0, "redis": 0}
+        self.failures: list[str] = []
+        self.takeovers: list[float] = []  # wall times, for the history check
+        self.latencies: list[float] = []
+
+    async def setup(self) -> None:
+        await admin(f'CREATE DATABASE "{self.database}"')
+        self.redis.start()
+        self.proxy.target_port = self.redis.port
+        await self.proxy.start()
+        url = "postgresql+asyncpg://" + self.dsn.split("://", 1)[1]
+        from cotiza.fake_primary.engine import sim_instruments
+
+        symbols = ",".join(i.symbol for i in sim_instruments()[: self.args.instruments])
+        env = {**PRODUCTION_TIMINGS, **FAST_PRIMARY, "PRIMARY_ENV": self.fake.url}
+        env["FEED_INSTRUMENTS"] = symbols
+        self.cluster = Cluster(
+            self.workdir / "nodes", url, self.redis.url, f"bench-{uuid.uuid4().hex[:8]}", **env
+        )
+        first = self.cluster.start("node-a")
+        await self.cluster.wait_ready(first, timeout=90)
+        await self.cluster.leader(60)
+        others = [self.cluster.start(n) for n in ("node-b", "node-c")]
+        edge = self.cluster.start("edge-w", ROLE="edge", BACKPLANE=self.proxy.url)
+        await self.cluster.wait_ready(*others, edge, timeout=90)
+        self.symbols = await symbols_of(self.cluster, edge, timeout=60)
+        for node in self.cluster.nodes:
+            await self.attach(node)
+
+    async def attach(self, node: Node) -> None:
+        watcher = Watcher(node)
+        await watcher.start(self.symbols)
+        self.watchers[node.node_id] = watcher
+
+    def live(self) -> list[Node]:
+        latest: dict[str, Node] = {}
+        for node in self.cluster.nodes:
+            if node.alive():
+                latest[node.node_id] = node
+        return list(latest.values())
+
+    def node(self, node_id: str) -> Node:
+        return next(n for n in reversed(self.cluster.nodes) if n.node_id == node_id)
+
+    async def trial(self, n: int) -> None:
+        c = self.cluster
+        await asyncio.sleep(self.args.settle)
+        # Steady-state latency on the bus: a non-leader's client against the leader's.
+        leader = await c.leader(30)
+        since = time.monotonic()
+        await asyncio.sleep(self.args.latency_window)
+        deltas: list[float] = []
+        for node in self.live():
+            if node is not leader:
+                deltas += bus_latency(
+                    self.watchers[leader.node_id], self.watchers[node.node_id], since
+                )
+        self.latencies += deltas
+        if deltas:
+            self.results["lat_p50"].append(statistics.median(deltas))
+            self.results["lat_p99"].append(pct(deltas, 0.99))
+
+        # Leader SIGKILL.
+        survivors = [self.watchers[x.node_id] for x in self.live() if x is not leader]
+        leader.signal(signal.SIGKILL)
+        killed = time.monotonic()
+        self.takeovers.append(time.time())
+        gap = await wait_gap(survivors, killed, 30)
+        self.record("kill", gap, n)
+        self.disconnects["kill"] += sum(1 for w in survivors if not w.connected)
+        await self.watchers[leader.node_id].stop()
+        restarted = c.start(leader.node_id, **({"ROLE": "auto"}))
+        await c.wait_ready(restarted, timeout=90)
+        await self.attach(restarted)
+
+        # Planned handover.
+        await asyncio.sleep(self.args.settle)
+        leader = await c.leader(30)
+        everyone = [self.watchers[x.node_id] for x in self.live()]
+        asked = time.monotonic()
+        self.takeovers.append(time.time())
+        response = await c.post(leader, "/admin/handover")
+        if response.status_code != 200:
+            self.failures.append(f"trial {n}: handover answered {response.status_code}")
+        gap = await wait_gap(everyone, asked, 30)
+        self.record("handover", gap, n)
+        self.disconnects["handover"] += sum(1 for w in everyone if not w.connected)
+
+        # Redis killed for 5 s.
+        await asyncio.sleep(self.args.settle)
+        everyone = [self.watchers[x.node_id] for x in self.live()]
+        self.redis.kill()
+        await asyncio.sleep(self.args.redis_outage)
+        self.redis.start()
+        back = time.monotonic()
+        gap = await wait_gap(everyone, back, 30)
+        self.record("redis", gap, n)
+        self.disconnects["redis"] += sum(1 for w in everyone if not w.connected)
+
+        # The edge's subscription blackholed.
+        await asyncio.sleep(self.args.settle)
+        edge = self.node("edge-w")
+        await c.wait_ready(edge, timeout=30)
+        self.proxy.blackhole_subscriptions(persistent=True)
+        cut = time.monotonic()
+        detected: float | None = None
+        while detected is None and time.monotonic() - cut < 30:
+            if not await c.ready(edge):
+                detected = time.monotonic() - cut
+            await asyncio.sleep(0.02)
+        self.record("wedge", detected, n)
+        self.proxy.heal()
+        await c.wait_ready(edge, timeout=60)
+
+    def record(self, name: str, value: float | None, n: int) -> None:
+        if value is None:
+            self.failures.append(f"trial {n}: {name} never recovered within 30 s")
+        else:
+            self.results[name].append(value)
+        shown = "FAILED" if value is None else f"{value:.3f} s"
+        print(f"  trial {n} {name}: {shown}", flush=True)
+
+    async def close(self) -> None:
+        for watcher in self.watchers.values():
+            await watcher.stop()
+        await self.cluster.close()
+        await self.proxy.stop()
+        self.redis.stop()
+        self.fake.stop()
+        await admin(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{self.database}' AND pid <> pg_backend_pid()"
+        )
+        await admin(f'DROP DATABASE IF EXISTS "{self.database}"')
+
+    async def fake_state(self) -> dict[str, Any]:
+        import httpx
+
+        async with httpx.AsyncClient(timeout=5) as http:
+            body: dict[str, Any] = (await http.get(self.fake.url + "_fake/state")).json()
+        return body
+
+
+def line(name: str, values: list[float], target: str, ok: bool, unit: str = "s") -> None:
+    if not values:
+        print(f"{name:<44} no measurement              target {target:<10} FAIL")
+        return
+    worst, median = max(values), statistics.median(values)
+    verdict = "ok" if ok else "MISSED"
+    shown = f"max {worst:8.3f} {unit}  median {median:8.3f} {unit}"
+    print(f"{name:<44} {shown}  target {target:<10} {verdict}")
+
+
+async def main(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="cotiza-bench-cluster-") as tmp:
+        bench = Bench(args, Path(tmp))
+        try:
+            await bench.setup()
+            print(f"cluster up: 3 auto nodes + 1 edge, {len(bench.symbols)} symbols; "
+                  f"{args.trials} trials", flush=True)  # fmt: skip
+            for n in range(1, args.trials + 1):
+                await bench.trial(n)
+            state = await bench.fake_state()
+            await asyncio.sleep(2)  # the writer's last batch
+            duplicates, missing = await history_faults(
+                bench.dsn, bench.takeovers, float(PRODUCTION_TIMINGS["RATIO_SAMPLE_INTERVAL"])
+            )
+        finally:
+            await bench.close()
+    r = bench.results
+    print(f"\ncluster bench, {args.trials} trials, on-excess {args.on_excess}, max over trials:")
+    line("ticks again after leader SIGKILL", r["kill"], "<= 8 s", max(r["kill"] or [99]) <= 8)
+    line("gap over a planned handover", r["handover"], "<= 2 s", max(r["handover"] or [99]) <= 2)
+    line("fresh ticks after a 5 s Redis outage", r["redis"], "<= 2 s", max(r["redis"] or [99]) <= 2)
+    line("wedged subscription detected", r["wedge"], "<= 3 s", max(r["wedge"] or [99]) <= 3)
+    line(
+        "bus-added latency p50 (per trial)",
+        r["lat_p50"],
+        "<= 2 ms",
+        max(r["lat_p50"] or [99]) <= 2,
+        "ms",
+    )
+    line(
+        "bus-added latency p99 (per trial)",
+        r["lat_p99"],
+        "<= 10 ms",
+        max(r["lat_p99"] or [99]) <= 10,
+        "ms",
+    )
+    lat = bench.latencies
+    pooled = f"p50 {statistics.median(lat) if lat else float('nan'):.3f} ms"
+    pooled += f"  p99 {pct(lat, 0.99):.3f} ms ({len(lat)} ticks)"
+    print(f"{'bus-added latency, all ticks pooled':<44} {pooled}")
+    d = bench.disconnects
+    counts = f"{d['kill']} / {d['handover']} / {d['redis']}"
+    print(f"{'client disconnects (kill / handover / redis)':<44} {counts}  target 0")
+    peak = state.get("peak_sessions")
+    print(f"{'upstream peak_sessions (fake Primary)':<44} {peak}  target 1  "
+          f"(refused handshakes: {state.get('refused_sessions', '-')})")  # fmt: skip
+    print(f"{'duplicate history samples':<44} {duplicates}  target 0")
+    print(f"{'most samples missing, one pair, one takeover':<44} {missing}  target <= 1")
+    for failure in bench.failures:
+        print(f"FAILURE: {failure}")
+    return 1 if bench.failures else 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--on-excess", choices=("refuse", "kick-oldest"), default="refuse")
+    parser.add_argument("--instruments", type=int, default=20, help="symbols subscribed")
+    parser.add_argument("--settle", type=float, default=2.0, help="seconds between scenarios")
+    parser.add_argument("--latency-window", type=float, default=5.0)
+    parser.add_argument("--redis-outage", type=float, default=5.0)
+    sys.exit(asyncio.run(main(parser.parse_args())))
