@@ -81,6 +81,9 @@ FAST_PRIMARY = {
 }
 
 
+SCENARIOS = ("latency", "kill", "handover", "redis", "wedge", "freeze")
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
@@ -95,11 +98,11 @@ async def admin(sql: str) -> None:
 
 
 class FakePrimaryProc:
-    def __init__(self, on_excess: str) -> None:
+    def __init__(self, on_excess: str, max_sessions: int) -> None:
         self.port = free_port()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cotiza", "fake-primary", "--port", str(self.port),
-             "--max-sessions-per-user", "1", "--on-excess", on_excess, "--rate", "40",
+             "--max-sessions-per-user", str(max_sessions), "--on-excess", on_excess, "--rate", "40",
              "--log-level", "WARNING"],
             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, start_new_session=True,
@@ -116,18 +119,26 @@ class FakePrimaryProc:
         self.proc.wait(10)
 
 
-def gap_after(watchers: list[Watcher], since: float) -> float | None:
+# Ticks the old leader published just before the event are still on their way for a
+# moment; a fresh tick counts only from this long after the event (the bus's p99 is a
+# few ms), so a gap shorter than this is reported as this.
+IN_FLIGHT = 0.25
+
+
+def gap_after(watchers: list[Watcher], since: float, skip: float = IN_FLIGHT) -> float | None:
     """Seconds from ``since`` until every watcher had a fresh tick; None if one never did."""
-    firsts = [w.first_fresh_after(since) for w in watchers]
+    firsts = [w.first_fresh_after(since + skip) for w in watchers]
     if any(f is None for f in firsts):
         return None
     return max(f for f in firsts if f is not None) - since
 
 
-async def wait_gap(watchers: list[Watcher], since: float, timeout: float) -> float | None:
+async def wait_gap(
+    watchers: list[Watcher], since: float, timeout: float, skip: float = IN_FLIGHT
+) -> float | None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        gap = gap_after(watchers, since)
+        gap = gap_after(watchers, since, skip)
         if gap is not None:
             return gap
         await asyncio.sleep(0.05)
@@ -181,24 +192,25 @@ class Bench:
         self.workdir = workdir
         self.database = f"cotiza_bench_{uuid.uuid4().hex[:10]}"
         self.dsn = f"{PG}/{self.database}"
-        self.redis = RedisServer(workdir / "redis")
-        self.fake = FakePrimaryProc(args.on_excess)
+        self.redis_server = RedisServer(workdir / "redis")
+        self.fake = FakePrimaryProc(args.on_excess, args.max_sessions)
         self.proxy = TcpProxy(0)
         self.cluster: Cluster
         self.watchers: dict[str, Watcher] = {}
         self.symbols: list[str] = []
         self.results: dict[str, list[float]] = {
-            k: [] for k in ("kill", "handover", "redis", "wedge", "lat_p50", "lat_p99")
+            k: [] for k in ("kill", "handover", "redis", "wedge", "freeze", "lat_p50", "lat_p99")
         }
-        self.disconnects = {"kill": 0, "handover": 0, "redis": 0}
+        self.disconnects = {"kill": 0, "handover": 0, "redis": 0, "freeze": 0}
+        self.sessions = {"refused_sessions": 0, "kicked_sessions": 0}
         self.failures: list[str] = []
         self.takeovers: list[float] = []  # wall times, for the history check
         self.latencies: list[float] = []
 
     async def setup(self) -> None:
         await admin(f'CREATE DATABASE "{self.database}"')
-        self.redis.start()
-        self.proxy.target_port = self.redis.port
+        self.redis_server.start()
+        self.proxy.target_port = self.redis_server.port
         await self.proxy.start()
         url = "postgresql+asyncpg://" + self.dsn.split("://", 1)[1]
         from cotiza.fake_primary.engine import sim_instruments
@@ -206,8 +218,13 @@ class Bench:
         symbols = ",".join(i.symbol for i in sim_instruments()[: self.args.instruments])
         env = {**PRODUCTION_TIMINGS, **FAST_PRIMARY, "PRIMARY_ENV": self.fake.url}
         env["FEED_INSTRUMENTS"] = symbols
+        env["PRIMARY_SESSION_GRACE"] = str(self.args.session_grace)
         self.cluster = Cluster(
-            self.workdir / "nodes", url, self.redis.url, f"bench-{uuid.uuid4().hex[:8]}", **env
+            self.workdir / "nodes",
+            url,
+            self.redis_server.url,
+            f"bench-{uuid.uuid4().hex[:8]}",
+            **env,
         )
         first = self.cluster.start("node-a")
         await self.cluster.wait_ready(first, timeout=90)
@@ -235,10 +252,13 @@ class Bench:
         return next(n for n in reversed(self.cluster.nodes) if n.node_id == node_id)
 
     async def trial(self, n: int) -> None:
-        c = self.cluster
-        await asyncio.sleep(self.args.settle)
-        # Steady-state latency on the bus: a non-leader's client against the leader's.
-        leader = await c.leader(30)
+        for name in self.args.scenarios:
+            await asyncio.sleep(self.args.settle)
+            await getattr(self, name)(n)
+
+    async def latency(self, n: int) -> None:
+        """Steady state: a non-leader's client against the leader's, for the same ticks."""
+        leader = await self.cluster.leader(30)
         since = time.monotonic()
         await asyncio.sleep(self.args.latency_window)
         deltas: list[float] = []
@@ -252,7 +272,10 @@ class Bench:
             self.results["lat_p50"].append(statistics.median(deltas))
             self.results["lat_p99"].append(pct(deltas, 0.99))
 
-        # Leader SIGKILL.
+    async def kill(self, n: int) -> None:
+        """Leader SIGKILL; the killed node is started again and rejoins as a standby."""
+        c = self.cluster
+        leader = await c.leader(30)
         survivors = [self.watchers[x.node_id] for x in self.live() if x is not leader]
         leader.signal(signal.SIGKILL)
         killed = time.monotonic()
@@ -261,12 +284,13 @@ class Bench:
         self.record("kill", gap, n)
         self.disconnects["kill"] += sum(1 for w in survivors if not w.connected)
         await self.watchers[leader.node_id].stop()
-        restarted = c.start(leader.node_id, **({"ROLE": "auto"}))
+        restarted = c.start(leader.node_id)
         await c.wait_ready(restarted, timeout=90)
         await self.attach(restarted)
 
-        # Planned handover.
-        await asyncio.sleep(self.args.settle)
+    async def handover(self, n: int) -> None:
+        """``POST /admin/handover`` to the leader; every client, the old leader's included."""
+        c = self.cluster
         leader = await c.leader(30)
         everyone = [self.watchers[x.node_id] for x in self.live()]
         asked = time.monotonic()
@@ -278,19 +302,20 @@ class Bench:
         self.record("handover", gap, n)
         self.disconnects["handover"] += sum(1 for w in everyone if not w.connected)
 
-        # Redis killed for 5 s.
-        await asyncio.sleep(self.args.settle)
+    async def redis(self, n: int) -> None:
+        """redis-server SIGKILLed for --redis-outage s, then started again (empty)."""
         everyone = [self.watchers[x.node_id] for x in self.live()]
-        self.redis.kill()
+        self.redis_server.kill()
         await asyncio.sleep(self.args.redis_outage)
-        self.redis.start()
+        self.redis_server.start()
         back = time.monotonic()
-        gap = await wait_gap(everyone, back, 30)
+        gap = await wait_gap(everyone, back, 30, skip=0.0)  # nothing was in flight
         self.record("redis", gap, n)
         self.disconnects["redis"] += sum(1 for w in everyone if not w.connected)
 
-        # The edge's subscription blackholed.
-        await asyncio.sleep(self.args.settle)
+    async def wedge(self, n: int) -> None:
+        """The edge's subscription blackholed at the proxy until its /readyz says 503."""
+        c = self.cluster
         edge = self.node("edge-w")
         await c.wait_ready(edge, timeout=30)
         self.proxy.blackhole_subscriptions(persistent=True)
@@ -303,6 +328,32 @@ class Bench:
         self.record("wedge", detected, n)
         self.proxy.heal()
         await c.wait_ready(edge, timeout=60)
+
+    async def freeze(self, n: int) -> None:
+        """SIGSTOP the leader for --freeze s: what the broker's session limit makes of it."""
+        c = self.cluster
+        await asyncio.sleep(self.args.settle)
+        leader = await c.leader(30)
+        survivors = [self.watchers[x.node_id] for x in self.live() if x is not leader]
+        before = await self.fake_state()
+        leader.signal(signal.SIGSTOP)
+        frozen = time.monotonic()
+        self.takeovers.append(time.time())
+        gap = await wait_gap(survivors, frozen, self.args.freeze)
+        await asyncio.sleep(max(0.0, frozen + self.args.freeze - time.monotonic()))
+        leader.signal(signal.SIGCONT)
+        if gap is None:  # nothing during the freeze: count until ticks come back after it
+            gap = await wait_gap(survivors, frozen, self.args.freeze + 30)
+        self.record("freeze", gap, n)
+        self.disconnects["freeze"] += sum(1 for w in survivors if not w.connected)
+        after = await self.fake_state()
+        for key in ("refused_sessions", "kicked_sessions"):
+            self.sessions[key] += int(after[key]) - int(before[key])
+        while (block := await c.block(leader)) is None or block.get("leader") is True:
+            if time.monotonic() - frozen > self.args.freeze + 60:
+                self.failures.append(f"trial {n}: the woken leader never stepped down")
+                break
+            await asyncio.sleep(0.1)
 
     def record(self, name: str, value: float | None, n: int) -> None:
         if value is None:
@@ -317,7 +368,7 @@ class Bench:
             await watcher.stop()
         await self.cluster.close()
         await self.proxy.stop()
-        self.redis.stop()
+        self.redis_server.stop()
         self.fake.stop()
         await admin(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -345,7 +396,7 @@ def line(name: str, values: list[float], target: str, ok: bool, unit: str = "s")
 
 async def main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="cotiza-bench-cluster-") as tmp:
-        bench = Bench(args, Path(tmp))
+        bench = Bench(args, Path(args.workdir or tmp))
         try:
             await bench.setup()
             print(f"cluster up: 3 auto nodes + 1 edge, {len(bench.symbols)} symbols; "
@@ -360,7 +411,11 @@ async def main(args: argparse.Namespace) -> int:
         finally:
             await bench.close()
     r = bench.results
-    print(f"\ncluster bench, {args.trials} trials, on-excess {args.on_excess}, max over trials:")
+    print(
+        f"\ncluster bench, {args.trials} trials, max {args.max_sessions} session(s) per user, "
+        f"on-excess {args.on_excess}, PRIMARY_SESSION_GRACE {args.session_grace:g}; "
+        "max over trials:"
+    )
     line("ticks again after leader SIGKILL", r["kill"], "<= 8 s", max(r["kill"] or [99]) <= 8)
     line("gap over a planned handover", r["handover"], "<= 2 s", max(r["handover"] or [99]) <= 2)
     line("fresh ticks after a 5 s Redis outage", r["redis"], "<= 2 s", max(r["redis"] or [99]) <= 2)
@@ -391,6 +446,13 @@ async def main(args: argparse.Namespace) -> int:
           f"(refused handshakes: {state.get('refused_sessions', '-')})")  # fmt: skip
     print(f"{'duplicate history samples':<44} {duplicates}  target 0")
     print(f"{'most samples missing, one pair, one takeover':<44} {missing}  target <= 1")
+    if "freeze" in args.scenarios:
+        line(f"ticks again after a {args.freeze:g} s leader freeze", r["freeze"], "-", True)
+        print(
+            f"{'sessions over the freezes: refused / kicked':<44} "
+            f"{bench.sessions['refused_sessions']} / {bench.sessions['kicked_sessions']}"
+            f"  (survivor disconnects: {d['freeze']})"
+        )
     for failure in bench.failures:
         print(f"FAILURE: {failure}")
     return 1 if bench.failures else 0
@@ -401,7 +463,21 @@ if __name__ == "__main__":
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--on-excess", choices=("refuse", "kick-oldest"), default="refuse")
     parser.add_argument("--instruments", type=int, default=20, help="symbols subscribed")
+    parser.add_argument("--max-sessions", type=int, default=1, help="fake Primary, per user")
+    parser.add_argument("--session-grace", type=float, default=0.0, help="PRIMARY_SESSION_GRACE")
+    parser.add_argument("--freeze", type=float, default=15.0, help="SIGSTOP of 'freeze' (s)")
+    parser.add_argument(
+        "--scenarios",
+        type=lambda text: [w.strip() for w in text.split(",") if w.strip()],
+        default=["latency", "kill", "handover", "redis", "wedge"],
+        help="comma-separated, in order, from latency,kill,handover,redis,wedge,freeze",
+    )
+    parser.add_argument("--workdir", default=None, help="keep the nodes' logs here")
     parser.add_argument("--settle", type=float, default=2.0, help="seconds between scenarios")
     parser.add_argument("--latency-window", type=float, default=5.0)
     parser.add_argument("--redis-outage", type=float, default=5.0)
-    sys.exit(asyncio.run(main(parser.parse_args())))
+    options = parser.parse_args()
+    unknown = set(options.scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    sys.exit(asyncio.run(main(options)))
