@@ -178,11 +178,10 @@ async def history_faults(dsn: str, takeovers: list[float], interval: float) -> t
     worst = 0
     for at in takeovers:
         for stamps in by_pair.values():
-            window = [s for s in stamps if at - interval <= s <= at + 2 * interval]
-            missing = sum(
-                max(0, round((b - a) / interval) - 1) for a, b in itertools.pairwise(window)
-            )
-            worst = max(worst, missing)
+            # The samples missing for this takeover: those of the gap that spans it.
+            for before, after in itertools.pairwise(stamps):
+                if before <= at <= after:
+                    worst = max(worst, round((after - before) / interval) - 1)
     return int(duplicates), worst
 
 

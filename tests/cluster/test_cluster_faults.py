@@ -37,7 +37,7 @@ async def cluster(
         await nodes.close()
 
 
-async def judged_healthy(cluster: Cluster, node_port: int) -> str:
+async def judged_healthy(node_port: int) -> str:
     """What the monitor would conclude from this node's health right now ('' = healthy)."""
     async with probes.client("127.0.0.1", node_port, None) as http:
         live = await probes.http_get(http, probes.LIVENESS_PATH, 2.0)
@@ -76,7 +76,7 @@ async def test_redis_killed_for_5s_disconnects_nobody_and_every_node_resyncs(
     while time.monotonic() < down_until:
         for node in (a, b):
             assert node.alive(), node.output()[-2000:]
-            verdict = await judged_healthy(cluster, node.port)
+            verdict = await judged_healthy(node.port)
             assert verdict == "", f"{node.node_id} would be restarted: {verdict}"
         await asyncio.sleep(0.5)
     redis_server.start()
