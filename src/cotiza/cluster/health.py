@@ -25,9 +25,10 @@ ROLES = ("standalone", "auto", "feeder", "edge")
 
 
 class BackplaneHealth(TypedDict):
+    """Exactly the issue's keys; the subscription's state is the ``backplane:state`` check."""
+
     connected: bool
     lag_ms: float | None
-    state: str
 
 
 class ClusterHealth(TypedDict):
@@ -49,7 +50,7 @@ def standalone_status(node_id: str | None) -> ClusterHealth:
         "leader": True,
         "leader_node": node_id,
         "epoch": 1,
-        "backplane": {"connected": False, "lag_ms": None, "state": str(BusState.LOCAL)},
+        "backplane": {"connected": False, "lag_ms": None},
     }
 
 

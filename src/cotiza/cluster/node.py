@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
@@ -33,6 +32,7 @@ from cotiza.cluster.redis_bus import RedisBus
 from cotiza.cluster.registry import NodeInfo, NodeRegistry
 from cotiza.cluster.sink import (
     BackplaneSink,
+    alert_publication,
     dashboard_publication,
     sample_publication,
     tick_publication,
@@ -103,7 +103,7 @@ class ClusterNode:
             hold_off=max(settings.lease_ttl, 3 * settings.lease_retry),
             campaign=settings.role is not Role.EDGE,
         )
-        self.sink = BackplaneSink(cache, ratios, dashboard.relay_frame)
+        self.sink = BackplaneSink(cache, ratios, dashboard.relay_frame, hub.publish_alert_wire)
         self.bus = RedisBus(
             settings,
             self.sink,
@@ -133,6 +133,8 @@ class ClusterNode:
         ratios.add_sample_listener(self.publish_sample)
         dashboard.relay = True
         dashboard.on_frame = self.publish_dashboard
+        hub.on_alert = self.publish_alert
+        self._alerts_published = 0
 
     # -- observation --------------------------------------------------------------------
 
@@ -156,7 +158,6 @@ class ClusterNode:
 
     def status(self) -> ClusterHealth:
         """The ``cluster`` object of ``/health/detailed``."""
-        state = self.bus.state
         return {
             "role": str(self.role),
             "node_id": self.node_id,
@@ -164,9 +165,8 @@ class ClusterNode:
             "leader_node": self.leader_node,
             "epoch": self.epoch,
             "backplane": {
-                "connected": state is BusState.CONNECTED,
+                "connected": self.bus.state is BusState.CONNECTED,
                 "lag_ms": self.bus.lag_ms,
-                "state": str(state),
             },
         }
 
@@ -228,6 +228,11 @@ class ClusterNode:
 
     def publish_dashboard(self, wire: Wire) -> None:
         item = dashboard_publication(wire)
+        self.bus.publish(item.kind, item.key, item.frame, item.asof)
+
+    def publish_alert(self, wire: Wire) -> None:
+        self._alerts_published += 1
+        item = alert_publication(wire, self._alerts_published)
         self.bus.publish(item.kind, item.key, item.frame, item.asof)
 
     def _keyframe(self) -> list[Publication]:
@@ -293,12 +298,9 @@ class ClusterNode:
 
     def _emergency_fence(self) -> None:
         """On the watchdog thread, the loop possibly blocked: shut the upstream socket."""
-        upstream = getattr(self.feed.feed, "_ws", None)
-        transport = getattr(upstream, "transport", None)
-        sock = transport.get_extra_info("socket") if transport is not None else None
-        if isinstance(sock, socket.socket):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        feed = self.feed.feed
+        if feed is not None and feed.shut_upstream():
+            log.error("upstream socket shut by the fence watchdog")
         loop = self._loop
         if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):
@@ -316,7 +318,7 @@ class ClusterNode:
         return command
 
     async def pairs_changed(self) -> None:
-        """Tell every other node to reload the pairs (this one already did)."""
+        """Tell every other node to reload the pairs and alert rules (this one already did)."""
         version = await self.control.pairs_changed()
         self.listener.pairs_version = max(self.listener.pairs_version, version)
 

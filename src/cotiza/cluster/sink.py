@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DASHBOARD_KEY = "dashboard"
+ALERT_PREFIX = "alert:"  # control notices carrying an alert frame (events: one key each)
 _QUOTE_FIELDS = tuple(f.name for f in dataclasses.fields(Quote) if f.name != "recv_ts")
 _VALUE_FIELDS = tuple(f.name for f in dataclasses.fields(RatioValues))
 _INDICATOR_FIELDS = tuple(f.name for f in dataclasses.fields(Indicators))
@@ -69,6 +70,11 @@ def dashboard_publication(wire: Wire) -> Publication:
     return Publication(Kind.DASH, DASHBOARD_KEY, wire.text, time.time())
 
 
+def alert_publication(wire: Wire, number: int) -> Publication:
+    """An alert is an event, not a state: a key of its own, never coalesced nor stored."""
+    return Publication(Kind.CONTROL, f"{ALERT_PREFIX}{number}", wire.text, time.time())
+
+
 # -- the sink ------------------------------------------------------------------------
 
 
@@ -80,12 +86,12 @@ class BackplaneSink:
         cache: QuoteCache,
         ratios: RatioEngine,
         relay_dashboard: Callable[[Wire], None],
-        on_control: Callable[[BusMessage], None] | None = None,
+        relay_alert: Callable[[Wire], object] | None = None,
     ) -> None:
         self.cache = cache
         self.ratios = ratios
         self.relay_dashboard = relay_dashboard
-        self.on_control = on_control
+        self.relay_alert = relay_alert
         self.invalid = 0
         self.last_applied_at: float | None = None
 
@@ -114,6 +120,10 @@ class BackplaneSink:
             self.ratios.apply_sample(sample_of(message))
         elif kind is Kind.DASH:
             self.relay_dashboard(Wire(message.frame.encode()))
-        elif kind is Kind.CONTROL and self.on_control is not None:
-            self.on_control(message)
+        elif (
+            kind is Kind.CONTROL
+            and message.key.startswith(ALERT_PREFIX)
+            and self.relay_alert is not None
+        ):
+            self.relay_alert(Wire(message.frame.encode()))
         self.last_applied_at = time.time()
