@@ -36,9 +36,10 @@ FAST_CLUSTER = {
     "FEED": "sim",
     "SIM_TICKS_PER_SECOND": "40",
     "RATIO_SAMPLE_INTERVAL": "0.5",
-    "LEASE_TTL": "3",
-    "LEASE_RETRY": "0.25",
-    "LEASE_RENEW_DEADLINE": "2",
+    # Margins for a loaded two-core machine: a node must miss renewals for 3 s to fence.
+    "LEASE_TTL": "5",
+    "LEASE_RETRY": "0.5",
+    "LEASE_RENEW_DEADLINE": "3",
     "BUS_HEARTBEAT": "0.25",
     "BUS_STALE_AFTER": "1.5",
     "BUS_TIMEOUT": "1",

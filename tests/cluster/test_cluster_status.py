@@ -53,6 +53,9 @@ async def status(redis_url: str, pg_url: str, prefix: str, *extra: str) -> tuple
     """Run the real command in a subprocess; (exit code, stdout, stderr)."""
     env = {k: v for k, v in os.environ.items() if k not in {"BACKPLANE", "DATABASE_URL"}}
     env.update(BACKPLANE=redis_url, DATABASE_URL=pg_url, BACKPLANE_PREFIX=prefix)
+    # The entries are written once, not refreshed: a long report interval keeps them from
+    # being judged stale (2 x interval + 1 s) on a slow machine.
+    env["NODE_REPORT_INTERVAL"] = "60"
     if not redis_url:
         del env["BACKPLANE"]
     proc = await asyncio.create_subprocess_exec(

@@ -37,7 +37,9 @@ async def running(*buses: RedisBus) -> AsyncIterator[None]:
 
 
 def config(redis_url: str, pg_url: str, prefix: str) -> ClusterConfig:
-    return ClusterConfig(redis_url, prefix, pg_url, timeout=2.0, stale_after=1.0)
+    return ClusterConfig(
+        redis_url, prefix, pg_url, timeout=2.0, stale_after=1.0, node_stale_after=60.0
+    )
 
 
 async def test_a_healthy_cluster_passes_both_checks(
@@ -140,6 +142,7 @@ async def diagnose_json(tmp_path: Path, **env: str) -> dict[str, object]:
     """Run the real ``cotiza diagnose --json`` against a port where nothing listens."""
     full = {k: v for k, v in os.environ.items() if k not in {"BACKPLANE", "DATABASE_URL"}}
     full.update(env)
+    full["NODE_REPORT_INTERVAL"] = "60"  # entries written once must not be judged stale
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "cotiza", "diagnose", "--json", "--port", "1",
         "--run-dir", str(tmp_path), "--timeout", "2", "--ws-timeout", "1",
