@@ -1,6 +1,8 @@
 """Real cotiza cluster nodes in subprocesses, and WebSocket clients that watch their ticks.
 
-Used by the fault tests (tests/cluster/test_cluster_faults.py) and by bench/cluster.py.
+Used by the fault tests (tests/cluster/test_cluster_faults.py) and by bench/cluster.py;
+``node_kit`` is the cluster wiring's own launcher (same idea, fewer knobs: no monitored
+nodes, no per-node backplane, no freshness by quote time).
 Each node is ``python main.py`` with cluster settings: a PostgreSQL database and a Redis
 prefix of the caller's own, short lease and bus timings, the simulated feed.
 """
@@ -21,6 +23,7 @@ from typing import Any
 
 import httpx
 import websockets
+from cluster_kit import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 MAIN = str(ROOT / "main.py")
@@ -64,15 +67,6 @@ def _listeners(port: int) -> list[int]:
         if conn.laddr and conn.laddr.port == port and conn.status == "LISTEN" and conn.pid:
             pids.append(conn.pid)
     return pids
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -233,3 +233,44 @@ async def test_the_monitor_hands_a_real_leader_over_before_restarting_it(
     assert block is not None and block["leader"] is False and block["leader_node"] == "node-b"
     assert watcher.closed is None and watcher.fresh_since(time.monotonic() - 1)
     await watcher.stop()
+
+
+async def test_status_and_diagnose_agree_with_a_real_cluster(
+    cluster: Cluster, redis_server: RedisServer, fresh_pg_url: str, prefix: str
+) -> None:
+    """Two real nodes: `cluster status` exits 0 naming the leader; diagnose's checks pass."""
+    import json
+    import sys
+
+    a, b = cluster.start("node-a"), cluster.start("node-b", ROLE="edge")
+    await cluster.wait_ready(a, b)
+    leader = await cluster.leader(30)
+    env = cluster.env("cli", 1)
+
+    async def run(*argv: str) -> tuple[int, dict[str, object]]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cotiza", *argv, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 90)
+        assert out, err.decode()
+        assert proc.returncode is not None
+        return proc.returncode, json.loads(out)
+
+    async def agreed() -> bool:
+        code, _ = await run("cluster", "status", "--json")
+        return code == 0
+
+    await eventually(agreed, 30, interval=0.5)  # both registered, one leader, same epoch
+    code, body = await run("cluster", "status", "--json")
+    assert code == 0, body
+    nodes = body["nodes"]
+    assert isinstance(nodes, list)
+    assert {n["node_id"]: n["leader"] for n in nodes} == {"node-a": True, "node-b": False}
+    assert leader is a and body["lease"]["holder"] == "node-a"  # type: ignore[index]
+
+    _, report = await run("diagnose", "--json", "--port", str(a.port), "--timeout", "5")
+    checks = {c["check"]: c for c in report["checks"]}  # type: ignore[attr-defined]
+    assert checks["cluster"]["status"] == "ok", checks["cluster"]
+    assert checks["backplane"]["status"] == "ok", checks["backplane"]
+    assert checks["backplane"]["data"]["subscribers"] == 2
