@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import signal
 import subprocess
@@ -68,7 +69,8 @@ async def eventually(
     started = time.monotonic()
     while not await predicate():
         if time.monotonic() - started > timeout:
-            raise AssertionError(f"condition not met within {timeout} s")
+            where = inspect.getsourcelines(predicate)[0][0].strip()  # the awaiting line
+            raise AssertionError(f"condition not met within {timeout} s: {where}")
         await asyncio.sleep(interval)
     return time.monotonic() - started
 

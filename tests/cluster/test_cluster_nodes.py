@@ -6,16 +6,20 @@ upstream and counts the market-data sessions of the one user they share.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import re
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
 import httpx
+import orjson
 import pytest
-from node_kit import ClusterRun, Node, TickWatcher, eventually
+import websockets
+from node_kit import TOKEN, ClusterRun, Node, TickWatcher, eventually
 
 from cotiza.fake_primary import FakePrimary
 
@@ -41,6 +45,7 @@ def cluster(
         yield run
     finally:
         run.stop()
+        sys.stderr.write(run.logs())  # captured: shown only when the test failed
 
 
 def metric(text: str, name: str) -> float:
@@ -215,6 +220,39 @@ async def test_a_leader_whose_loop_blocks_shuts_upstream_from_its_watchdog_threa
     assert await a.feed_state() == "stopped"
     assert await peak_sessions(fake) == 1
     assert_no_duplicate_samples(await samples(fresh_pg_url), interval=0.5)
+
+
+async def test_an_edge_never_leads_and_relays_the_leaders_dashboard(cluster: ClusterRun) -> None:
+    """ROLE=edge alone: no leader, yet ready (no leader is no fault of its own); once an
+    auto node leads, the edge's clients get its ticks and the dashboard frames it queries."""
+    edge = await cluster.start(
+        cluster.node("edge", ROLE="edge", DASHBOARD_REFRESH_INTERVAL="1"), leader=False
+    )
+    status = await edge.cluster()
+    assert status is not None and status["role"] == "edge" and status["leader_node"] is None
+    ready = await edge.get("/readyz")
+    assert ready is not None and ready.status_code == 200, ready.text
+    assert ready.json()["checks"]["cluster:leader"][0]["status"] == "warn"
+    feeder = await cluster.start(
+        cluster.node("feeder", ROLE="feeder", DASHBOARD_REFRESH_INTERVAL="1"), leader=True
+    )
+    await eventually(lambda: edge.is_following("feeder"), 30)
+    async with TickWatcher(edge) as ticks:
+        await ticks.wait_ticks_after(time.monotonic(), count=3)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with websockets.connect(
+        edge.ws_url.replace("cotizaciones", "dashboard"), additional_headers=headers
+    ) as ws:
+        await ws.send(orjson.dumps({"type": "dashboard_subscribe"}).decode())
+        kinds: list[str] = []
+        async with asyncio.timeout(30):
+            while kinds.count("dashboard_data") < 2:
+                kinds.append(orjson.loads(await ws.recv())["type"])
+        assert "dashboard_subscribed" in kinds
+    detailed = await edge.get("/health/detailed")
+    assert detailed is not None
+    assert detailed.json()["dashboard_worker_running"] is False  # relayed, not queried here
+    assert (await feeder.cluster() or {})["role"] == "feeder"
 
 
 async def _has_samples(database_url: str) -> bool:
