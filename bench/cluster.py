@@ -42,6 +42,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests"))  # support/, as pytest's pythonpath has it
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))  # the fault tests' process harness
 
 from cluster_kit import RedisServer, TcpProxy  # noqa: E402

@@ -17,6 +17,7 @@ import asyncpg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests"))  # support/, as pytest's pythonpath has it
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))  # the fault tests' process harness
 
 from node_procs import Watcher, free_port  # noqa: E402

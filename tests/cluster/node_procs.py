@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 import websockets
-from cluster_kit import free_port
+from support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 MAIN = str(ROOT / "main.py")

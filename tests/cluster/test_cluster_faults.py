@@ -17,8 +17,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
-from cluster_kit import RedisServer, TcpProxy, eventually
+from cluster_kit import RedisServer, TcpProxy
 from node_procs import Cluster, Watcher, symbols_of
+from support.poll import eventually
 
 from cotiza.monitor import probes
 
@@ -82,7 +83,8 @@ async def test_redis_killed_for_5s_disconnects_nobody_and_every_node_resyncs(
     redis_server.start()
     back = time.monotonic()
 
-    took = await eventually(lambda: all(w.fresh_since(back) for w in watchers), 15, interval=0.05)
+    await eventually(lambda: all(w.fresh_since(back) for w in watchers), 15, interval=0.05)
+    took = time.monotonic() - back
     assert took <= 10, took  # target 2 s (bench); generous on a loaded machine
     assert all(w.closed is None and w.error is None and w.connected for w in watchers)
     assert a.alive() and b.alive()
@@ -178,7 +180,8 @@ async def test_a_blackholed_subscription_unreadies_that_node_alone(
         async def unready() -> bool:
             return not await cluster.ready(b)
 
-        detected = await eventually(unready, 15, interval=0.05)
+        await eventually(unready, 15, interval=0.05)
+        detected = time.monotonic() - cut
         assert detected <= 1.5 + 4, detected  # BUS_STALE_AFTER 1.5 s, plus load margin
         body = await cluster.detailed(b)
         assert body is not None
@@ -193,7 +196,6 @@ async def test_a_blackholed_subscription_unreadies_that_node_alone(
         healed = time.monotonic()
         await eventually(lambda: cluster.ready(b), 20, interval=0.1)
         await eventually(lambda: watcher.fresh_since(healed), 15)
-        assert cut < healed
         await watcher.stop()
     finally:
         await proxy.stop()

@@ -11,7 +11,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from cluster_kit import RecordingSink, eventually
+from cluster_kit import RecordingSink
+from support.poll import eventually
 from test_cluster_status import describe_as, register
 
 from cotiza.cluster import BusState, PgLease, RedisBus

@@ -7,6 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from cotiza.settings import Settings
 
 CLUSTER = Path(__file__).resolve().parents[2] / "deploy" / "cluster"
@@ -33,6 +35,7 @@ def values(section: list[str], key: str) -> list[str]:
     return [line.split("=", 1)[1] for line in section if line.split("=", 1)[0] == key]
 
 
+@pytest.mark.subprocess
 def test_haproxy_accepts_the_config() -> None:
     """``haproxy -c -f`` (Debian's haproxy, installed by scripts/dev test) says it is valid."""
     haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"

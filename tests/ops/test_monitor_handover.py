@@ -13,7 +13,12 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from opskit import Harness, free_port, wait_for
+import pytest
+from opskit import Harness
+from support.poll import eventually_sync
+from support.ports import free_port
+
+pytestmark = pytest.mark.subprocess
 
 QUICK = (
     "--no-canary",
@@ -55,7 +60,7 @@ def test_restarting_a_leader_hands_over_first_and_waits_for_the_lease(ops: Harne
     port = free_port()
     log = start_node(ops, port, "leader", "--handover-delay", "0.5")
     old, _ = planned_restart(ops, port)
-    seen = wait_for(
+    seen = eventually_sync(
         lambda: [e for e in events(log) if e["pid"] == old and e["event"] == "sigterm"],
         20,
         "sigterm",
@@ -82,7 +87,7 @@ def test_a_follower_is_restarted_without_a_handover(ops: Harness) -> None:
     port = free_port()
     log = start_node(ops, port, "follower")
     old, _ = planned_restart(ops, port)
-    wait_for(lambda: any(e["event"] == "sigterm" for e in events(log)), 20, "sigterm")
+    eventually_sync(lambda: any(e["event"] == "sigterm" for e in events(log)), 20, "sigterm")
     names = [e["event"] for e in events(log) if e["pid"] == old]
     assert names == ["drain", "sigterm"], names
     assert ops.events(port, "handover") == []
@@ -94,7 +99,7 @@ def test_a_refused_handover_is_logged_and_the_restart_goes_on(ops: Harness) -> N
     log = start_node(ops, port, "leader", "--handover-status", "503")
     old, new = planned_restart(ops, port)
     assert new != old
-    (entry,) = wait_for(lambda: ops.events(port, "handover"), 10, "a handover entry")
+    (entry,) = eventually_sync(lambda: ops.events(port, "handover"), 10, "a handover entry")
     assert entry["reason"] == "/admin/handover answered HTTP 503"
     assert entry["detail"]["new_leader"] is None
     names = [e["event"] for e in events(log) if e["pid"] == old]
@@ -106,7 +111,7 @@ def test_a_lease_that_does_not_move_bounds_the_wait(ops: Harness) -> None:
     port = free_port()
     log = start_node(ops, port, "leader", "--handover-delay", "60", wait="1")
     old, _ = planned_restart(ops, port)
-    wait_for(lambda: any(e["event"] == "sigterm" for e in events(log)), 20, "sigterm")
+    eventually_sync(lambda: any(e["event"] == "sigterm" for e in events(log)), 20, "sigterm")
     mine = {e["event"]: e for e in events(log) if e["pid"] == old}
     assert 0.9 <= mine["drain"]["t"] - mine["handover"]["t"] < 8
     (entry,) = ops.events(port, "handover")
