@@ -73,8 +73,12 @@ class Services:
     async def drain(self) -> int:
         """Before a planned restart: refuse new WebSocket clients, close the others with 1012.
 
-        Readiness fails from now on. Returns how many clients were closed.
+        Readiness fails from now on. A cluster leader first hands the upstream session over
+        (break before make), so a planned restart never leaves the cluster without a feed
+        for longer than a takeover. Returns how many clients were closed.
         """
+        if self.cluster is not None and await self.cluster.handover():
+            log.info("drain: upstream handed over before closing clients")
         self._draining = True
         self.hub.stop_accepting()
         return await self.hub.close_all(CLOSE_SERVICE_RESTART, "Service restart")

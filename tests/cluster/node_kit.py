@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,8 @@ from typing import Any
 import httpx
 import orjson
 import websockets
-from cluster_kit import free_port
+from support.poll import eventually
+from support.ports import free_port
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -60,19 +59,6 @@ NODE_ENV: dict[str, str] = {
     "LOG_LEVEL": "INFO",
     "SHUTDOWN_TIMEOUT": "5",
 }
-
-
-async def eventually(
-    predicate: Callable[[], Awaitable[bool]], timeout: float, interval: float = 0.1
-) -> float:
-    """Poll ``predicate`` until it holds; the seconds it took. AssertionError on timeout."""
-    started = time.monotonic()
-    while not await predicate():
-        if time.monotonic() - started > timeout:
-            where = inspect.getsourcelines(predicate)[0][0].strip()  # the awaiting line
-            raise AssertionError(f"condition not met within {timeout} s: {where}")
-        await asyncio.sleep(interval)
-    return time.monotonic() - started
 
 
 @dataclass
@@ -220,7 +206,7 @@ class ClusterRun:
             status = await node.cluster()
             return status is not None and (leader is None or status["leader"] is leader)
 
-        await eventually(up, timeout)
+        await eventually(up, timeout, 0.1, f"{node.name} answering")
         return node
 
     def stop(self) -> None:
@@ -291,7 +277,7 @@ class TickWatcher:
             return self.since(moment) >= count or self.closed is not None
 
         try:
-            await eventually(enough, timeout, 0.02)
+            await eventually(enough, timeout, 0.02, "ticks")
         except AssertionError:
             raise AssertionError(
                 f"{self.node.name}: {self.since(moment)} ticks since; other frames {self.others}"
