@@ -1,8 +1,7 @@
 """Configuration: one typed ``Settings`` object built once at start-up and passed down.
 
 Values come from the environment, an optional ``.env`` file, and CLI flags (which
-override both). Invalid values stop start-up with one line naming the variable.
-"""
+override both). Invalid values stop start-up with one line naming the variable."""
 
 from __future__ import annotations
 
@@ -24,13 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cotiza.errors import ConfigurationError
-from cotiza.settings_bounds import (
-    check_bounds,
-    check_host,
-    check_origins,
-    check_sim_instruments,
-    check_sqlite_path,
-)
+from cotiza.settings_bounds import check_field, check_sqlite_path
 from cotiza.settings_parts import (
     BACKPLANE_RE,
     LOOPBACK,
@@ -225,24 +218,8 @@ class Settings(BaseSettings):
 
     @field_validator("*")
     @classmethod
-    def _bounded(cls, value: Any, info: ValidationInfo) -> Any:
-        check_bounds(info.field_name or "", value)  # finite, within settings_bounds.BOUNDS
-        return value
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, value: str) -> str:
-        return check_host(value)
-
-    @field_validator("allowed_origins")
-    @classmethod
-    def _origins(cls, value: list[str]) -> list[str]:
-        return check_origins(value)
-
-    @field_validator("feed_instruments")
-    @classmethod
-    def _instruments(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        return check_sim_instruments(value) if info.data.get("feed") is FeedKind.SIM else value
+    def _checked(cls, value: Any, info: ValidationInfo) -> Any:  # settings_bounds
+        return check_field(info.field_name or "", value, info.data)
 
     @field_validator("telegram_chat_ids", mode="before")
     @classmethod
@@ -303,8 +280,7 @@ class Settings(BaseSettings):
             value = "postgresql+asyncpg://" + value.split("://", 1)[1]
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("expected sqlite+aiosqlite:///PATH or postgresql+asyncpg://...")
-        if value.startswith("sqlite"):
-            check_sqlite_path(value)
+        check_sqlite_path(value)
         return value
 
     @field_validator("primary_env")

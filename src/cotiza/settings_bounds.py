@@ -13,7 +13,9 @@ import math
 import os
 import re
 import socket
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 MINUTE = 60.0
 HOUR = 3600.0
@@ -166,6 +168,8 @@ def check_sqlite_path(url: str) -> None:
     Missing folders are fine (the database creates them); a path through a regular file or
     under a folder that cannot be written is not.
     """
+    if not url.startswith("sqlite"):
+        return
     rest = url.split("://", 1)[1]
     if not rest.startswith("/"):
         return  # sqlite+aiosqlite:// (in memory)
@@ -188,7 +192,9 @@ def check_sim_instruments(symbols: list[str]) -> list[str]:
     """FEED_INSTRUMENTS for FEED=sim: symbols the simulator knows (its catalogue is local)."""
     from cotiza.feeds.sim import sim_catalogue
 
-    known = set(sim_catalogue())
+    catalogue = sim_catalogue()
+    # Full Primary names, or the species of a BYMA name ("AL30" for "MERV - XMEV - AL30 - 24hs").
+    known = set(catalogue) | {s.split(" - ")[2] for s in catalogue if s.count(" - ") == 3}
     unknown = [symbol for symbol in symbols if symbol not in known]
     if unknown:
         raise ValueError(
@@ -197,3 +203,15 @@ def check_sim_instruments(symbols: list[str]) -> list[str]:
             + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
         )
     return symbols
+
+
+def check_field(name: str, value: Any, others: Mapping[str, Any]) -> Any:
+    """The checks ``Settings`` runs on every field (``others``: the fields before it)."""
+    check_bounds(name, value)
+    if name == "host":
+        return check_host(value)
+    if name == "allowed_origins":
+        return check_origins(value)
+    if name == "feed_instruments" and str(others.get("feed")) == "sim":
+        return check_sim_instruments(value)
+    return value

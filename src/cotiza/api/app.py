@@ -20,6 +20,7 @@ from cotiza.api.deps import ServicesDep
 from cotiza.api.docs import mount_docs
 from cotiza.api.routes import alerts, auth, control, health, quotes, ratios, ws
 from cotiza.errors import (
+    ClusterError,
     ConflictError,
     CotizaError,
     FeedError,
@@ -40,6 +41,7 @@ _STATUS = {
     InvalidRequestError: 422,
     StorageError: 503,
     FeedError: 502,
+    ClusterError: 503,  # the control plane (PostgreSQL) or the backplane is unreachable
 }
 
 
