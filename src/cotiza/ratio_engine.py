@@ -254,17 +254,11 @@ class RatioEngine:
             if next_at < loop.time():  # fell behind (suspended): skip, don't burst
                 next_at = loop.time() + interval
             try:
-<<<<<<< HEAD
-                samples = self.take_samples(time.time())
+                samples = self.take_samples(time.time()) if self.sampling else []
                 for sample in samples:  # never waits: a database outage must not stall sampling
                     self.writer.offer_sample(sample)
-=======
-                samples = self.take_samples(time.time()) if self.sampling else []
-                for sample in samples:
-                    await self.writer.submit_sample(sample)
                     for listener in self._sample_listeners:
                         listener(sample)
->>>>>>> main
                 self.samples_taken += len(samples)
                 self.last_sample_at = time.time()
             except Exception:

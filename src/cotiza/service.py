@@ -227,14 +227,10 @@ async def run_services(settings: Settings) -> AsyncIterator[Services]:
             stack.push_async_callback(services.bot.stop)
         elif settings.telegram_bot_token is not None:
             log.warning("Telegram bot disabled: no TELEGRAM_CHAT_IDS (nor TELEGRAM_CHAT_ID)")
-<<<<<<< HEAD
         database.on_ready(ratios.load_pairs)  # after a deferred start: what start() skipped
         database.on_ready(alerts.reload)
-        await alerts.start()  # stops before the bot, so its last firings can still be sent
-=======
         if node is None:
             await alerts.start()  # stops before the bot, so its last firings can still be sent
->>>>>>> main
         stack.push_async_callback(alerts.stop)
         if node is not None:
             # One alert engine and one Telegram poller per cluster: the leader's.

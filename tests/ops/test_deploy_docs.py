@@ -30,7 +30,7 @@ def test_the_detector_catches_bare_python_and_accepts_the_venv() -> None:
 
 def test_no_deploy_file_runs_a_bare_python() -> None:
     """Every command in deploy/ (docs, units, supervisord) uses the virtualenv's interpreter."""
-    files = sorted(p for p in DEPLOY.iterdir() if p.is_file())
+    files = sorted(p for p in DEPLOY.rglob("*") if p.is_file())
     assert DEPLOY / "README.md" in files
     offenders = [line for path in files for line in bare_python_lines(path)]
     assert offenders == []

@@ -39,13 +39,8 @@ def run_diagnose(args: argparse.Namespace) -> int:
             database_url=settings.database_url,
             market_open=MarketCalendar.from_settings(settings).is_open(time.time()),
             sample_interval=settings.ratio_sample_interval,
-<<<<<<< HEAD
             disk_paths=tuple(dict.fromkeys(p.resolve() for p in (cwd, db_path) if p.is_dir())),
             service_started_at=process.started_at if process and process.is_service else None,
-=======
-            disk_paths=tuple(
-                dict.fromkeys(p.resolve() for p in (Path.cwd(), db_path) if p.is_dir())
-            ),
             cluster=None
             if not settings.backplane
             else ClusterConfig(
@@ -56,7 +51,6 @@ def run_diagnose(args: argparse.Namespace) -> int:
                 stale_after=settings.bus_stale_after,
                 node_stale_after=2 * settings.node_report_interval + 1,
             ),
->>>>>>> main
         )
         report = asyncio.run(diagnose(config))
     except ConfigurationError as exc:

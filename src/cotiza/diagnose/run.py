@@ -78,11 +78,8 @@ class DiagnoseConfig:
     market_open: bool = True
     sample_interval: float = 10.0
     disk_paths: tuple[Path, ...] = field(default_factory=tuple)
-<<<<<<< HEAD
     service_started_at: float | None = None  # the service process's start (discovered)
-=======
     cluster: clustercheck.ClusterConfig | None = None  # BACKPLANE set: cluster mode
->>>>>>> main
 
 
 async def diagnose(config: DiagnoseConfig) -> Report:

@@ -9,12 +9,8 @@ import logging
 import math
 import random
 import time
-<<<<<<< HEAD
 from collections import deque
-from collections.abc import Callable
-=======
 from collections.abc import Awaitable, Callable
->>>>>>> main
 from dataclasses import dataclass
 
 from sqlalchemy import insert, select
@@ -118,18 +114,15 @@ class Writer:
         self._rng = random.Random()
         self._drops_unreported = 0
         self._last_drop_log = -math.inf
-<<<<<<< HEAD
         self._drop_window = settings.write_drop_window
         self._drop_buckets: deque[list[float]] = deque()  # [quarter second, drops]
         self._overflow: deque[RatioSample] = deque()
         self._overflow_limit = settings.write_sample_buffer
         self._last_overflow_log = -math.inf
-=======
         # Cluster mode: ``fence`` runs first in every write transaction (the lease row,
         # epoch-checked); a refused batch is discarded and ``on_fenced`` told.
         self.fence: Fence | None = None
         self.on_fenced: Callable[[str], None] | None = None
->>>>>>> main
 
     @property
     def running(self) -> bool:
