@@ -36,9 +36,12 @@ class TcpProxy:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
 
     async def close(self) -> None:
+        """Stop listening and cut every forwarded connection (an outage)."""
         if self.server is not None:
             self.server.close()
-        for writer in self.held:
+            self.server = None
+        held, self.held = self.held, []
+        for writer in held:
             writer.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -127,3 +130,54 @@ async def test_a_silent_server_does_not_hang_start_up(
             await quotes_flow(live)
             detailed = (await http.get("/health/detailed")).json()
             assert detailed["checks"]["database:responseTime"][0]["status"] == "fail"
+
+
+async def test_a_postgresql_outage_loses_no_sample(
+    make_settings: Callable[..., Settings], fresh_pg_url: str
+) -> None:
+    """PostgreSQL gone for a few seconds mid-run: samples due meanwhile are written after."""
+    import asyncpg
+
+    target = int(fresh_pg_url.split("@", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+    async with proxy(target) as tcp:
+        await tcp.open()
+        settings = make_settings(
+            database_url=through(fresh_pg_url, tcp.port),
+            database_connect_timeout=1.0,
+            ratio_sample_interval=0.2,
+            write_queue_size=20,
+            write_retry_max=0.3,
+            write_drop_window=1.0,
+            **CALM,
+        )
+        async with live_service(settings) as live:
+            writer = live.services.writer
+            await eventually(
+                lambda: writer.stats.written_samples > 0, timeout=30, message="samples"
+            )
+            await tcp.close()  # the database goes away, connections and all
+            started = time.time()
+            await eventually(
+                lambda: writer.stats.consecutive_failures > 0, timeout=30, message="failing"
+            )
+            await asyncio.sleep(3)
+            await tcp.open()
+            ended = time.time()
+            await eventually(
+                lambda: writer.stats.consecutive_failures == 0 and writer.stats.pending == 0,
+                timeout=60,
+                message="recovered",
+            )
+    dsn = "postgresql://" + fresh_pg_url.split("://", 1)[1]
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT pair_id, count(*) AS n FROM ratio_samples "
+            "WHERE asof > $1 AND asof < $2 GROUP BY pair_id",
+            started + 0.5,
+            ended - 0.5,
+        )
+    finally:
+        await conn.close()
+    due = (ended - started - 1.0) / 0.2
+    assert rows and max(row["n"] for row in rows) >= due * 0.5, (rows, due)
