@@ -14,6 +14,7 @@ from cotiza.cache import QuoteCache
 from cotiza.errors import FatalFeedError, InvalidRequestError
 from cotiza.feeds import Feed, create_feed
 from cotiza.feeds.base import FeedState
+from cotiza.models import resolve_symbol
 from cotiza.settings import Settings
 from cotiza.tasks import cancel_and_wait
 
@@ -102,15 +103,45 @@ class FeedRunner:
         probe = self._factory(self.settings)
         return probe.catalogue()
 
+    def known_symbols(self) -> set[str]:
+        """Every symbol the feed can deliver: its catalogue, configured and running instruments,
+        and whatever the cache holds. Empty when none is known yet (a replay before it ran)."""
+        known = set(self._factory(self.settings).catalogue())
+        if self.feed is not None:
+            known.update(self.feed.catalogue())
+        known.update(self.settings.feed_instruments)
+        known.update(self.instruments)
+        known.update(self.cache.symbols())
+        return known
+
+    def resolve(self, names: Sequence[str]) -> tuple[list[str], list[str]]:
+        """Full symbols for ``names`` (short names resolved, e.g. ``AL30``), and the unknown.
+
+        With nothing known yet every name passes through unchanged.
+        """
+        known = self.known_symbols()
+        resolved: list[str] = []
+        unknown: list[str] = []
+        for name in names:
+            symbol = resolve_symbol(name, known) if known else name.strip()
+            if symbol is None:
+                unknown.append(name.strip())
+            else:
+                resolved.append(symbol)
+        return list(dict.fromkeys(resolved)), unknown
+
     def _validate(self, feed: Feed, instruments: Sequence[str]) -> list[str]:
         wanted = list(dict.fromkeys(s.strip() for s in instruments if s.strip()))
         catalogue = feed.catalogue()
         if not wanted:
             wanted = list(self.settings.feed_instruments) or catalogue
         if catalogue:
-            unknown = [s for s in wanted if s not in catalogue]
+            found = set(catalogue)
+            resolved = [resolve_symbol(s, found) for s in wanted]
+            unknown = [s for s, r in zip(wanted, resolved, strict=True) if r is None]
             if unknown:
                 raise InvalidRequestError(f"unknown instruments: {', '.join(unknown)}")
+            wanted = list(dict.fromkeys(r for r in resolved if r is not None))
         return wanted
 
     async def start(self, instruments: Sequence[str] = ()) -> bool:

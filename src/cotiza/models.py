@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from typing_extensions import TypedDict
@@ -198,9 +199,33 @@ class WindowStats:
         return self.total / self.count if self.count else None
 
 
+DEFAULT_SETTLEMENT = "24hs"  # a bare ticker such as ``AL30`` means this settlement
+
+
 def short_symbol(symbol: str) -> str:
-    """``MERV - XMEV - AL30 - 24hs`` -> ``AL30``; futures such as ``DLR/DIC26`` unchanged."""
+    """The short name of a symbol, unique among BYMA settlements.
+
+    ``MERV - XMEV - AL30 - 24hs`` -> ``AL30``; another settlement keeps it as a suffix,
+    ``MERV - XMEV - AL30 - CI`` -> ``AL30 CI``; futures such as ``DLR/DIC26`` unchanged.
+    """
     parts = [part.strip() for part in symbol.split(" - ")]
     if len(parts) >= 3 and parts[0] == "MERV":
-        return parts[2]
+        ticker = parts[2]
+        settlement = parts[3] if len(parts) > 3 else DEFAULT_SETTLEMENT
+        return ticker if settlement == DEFAULT_SETTLEMENT else f"{ticker} {settlement}"
     return symbol
+
+
+def resolve_symbol(name: str, known: Iterable[str]) -> str | None:
+    """The symbol among ``known`` that ``name`` means: itself, or the one it is the short name of.
+
+    ``AL30`` resolves to ``MERV - XMEV - AL30 - 24hs`` and ``AL30 CI`` to the CI settlement
+    (case-insensitive); None when nothing, or more than one symbol, matches.
+    """
+    wanted = name.strip()
+    symbols = known if isinstance(known, (set, frozenset, dict)) else set(known)
+    if wanted in symbols:
+        return wanted
+    folded = wanted.casefold()
+    matches = [s for s in symbols if s.casefold() == folded or short_symbol(s).casefold() == folded]
+    return matches[0] if len(matches) == 1 else None
