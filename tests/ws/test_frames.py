@@ -93,9 +93,20 @@ def test_dashboard_data_keeps_the_table_and_adds_a_timestamp() -> None:
         "data": [{"par": "AL30-AL30D", "client_id": "default", "promedio_rueda": 1.02}],
         "count": 1,
         "query_time_ms": 3.5,
+        "method": "aggregates",
+        "freshness": "real-time",
     }
     sent = wire_json(frames.dashboard_data(table))
-    assert list(sent) == ["type", "status", "data", "count", "query_time_ms", "timestamp"]
+    assert list(sent) == [
+        "type",
+        "status",
+        "data",
+        "count",
+        "query_time_ms",
+        "method",
+        "freshness",
+        "timestamp",
+    ]
     assert {k: sent[k] for k in table} == table
 
 

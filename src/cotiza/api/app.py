@@ -17,7 +17,7 @@ from typing_extensions import TypedDict
 
 from cotiza import __version__
 from cotiza.api.deps import ServicesDep
-from cotiza.api.routes import alerts, auth, control, health, quotes, ratios, ws
+from cotiza.api.routes import alerts, auth, compat, control, health, quotes, ratios, ws
 from cotiza.errors import (
     ConflictError,
     CotizaError,
@@ -100,6 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(quotes.router)
     app.include_router(ratios.router)
     app.include_router(alerts.router)
+    app.include_router(compat.router)
     app.include_router(ws.router)
     if settings.debug_faults:  # only with COTIZA_ENV=test on loopback (see Settings)
         from cotiza.api.routes import debug

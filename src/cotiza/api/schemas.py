@@ -96,8 +96,31 @@ class DetailedHealth(TypedDict):
     monitor: NotRequired[MonitorSummary]
 
 
-class ServiceStatus(FeedStatus):
-    """``/cotizaciones/status``: the feed's status plus workers, connections and times."""
+class FeedDetails(TypedDict):
+    """The prototype's ``ws_details``: the upstream market-data connection."""
+
+    ws: Literal["ok", "disabled"]
+    user_id: str | None
+    subscribed: list[str]
+    last_md_ms: int | None
+    subscribers: int
+
+
+class PrototypeStatus(TypedDict):
+    """The fields the prototype's ``/cotizaciones/status`` had, beside cotiza's own."""
+
+    started: bool
+    worker_running: bool
+    ws_connected: bool
+    worker_status: Literal["running", "stopped"]
+    ws_details: FeedDetails
+    user: str | None
+    account: str | None
+
+
+class ServiceStatus(FeedStatus, PrototypeStatus):
+    """``/cotizaciones/status``: the feed's status plus workers, connections and times, and the
+    prototype's fields (``started``, ``worker_status``, ``ws_details``...)."""
 
     workers: dict[str, bool]
     dashboard: DashboardWorkerStatus
@@ -120,6 +143,7 @@ class HubCounters(TypedDict):
 
 
 class WebSocketStatus(HubStatus):
+    timestamp: float
     connections: list[ConnectionInfo]
     stats: HubCounters
 

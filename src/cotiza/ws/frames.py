@@ -107,6 +107,8 @@ class DashboardTable(TypedDict):
     data: list[DashboardRowData]
     count: int
     query_time_ms: float
+    method: str  # how the table was computed (the prototype named its strategies here)
+    freshness: str  # how old the numbers may be
 
 
 class DashboardDataFrame(TypedDict):
@@ -115,6 +117,8 @@ class DashboardDataFrame(TypedDict):
     data: list[DashboardRowData]
     count: int
     query_time_ms: float
+    method: str
+    freshness: str
     timestamp: float
 
 
@@ -181,6 +185,8 @@ def dashboard_data(table: DashboardTable) -> DashboardDataFrame:
         "data": table["data"],
         "count": table["count"],
         "query_time_ms": table["query_time_ms"],
+        "method": table["method"],
+        "freshness": table["freshness"],
         "timestamp": time.time(),
     }
 

@@ -56,6 +56,8 @@ class ConnectionInfo(TypedDict):
     id: int
     path: str
     remote: str
+    host: str | None
+    port: int | None
     state: str
     connected_at: float
     write_path: str
@@ -323,10 +325,13 @@ class Hub:
 
     def _describe(self, conn: Connection) -> ConnectionInfo:
         subs = self._subscriptions.get(conn) or Subscriptions()
+        client = conn.ws.client
         return {
             "id": conn.id,
             "path": conn.path,
             "remote": conn.remote,
+            "host": client.host if client else None,
+            "port": client.port if client else None,
             "state": conn.state.value,
             "connected_at": conn.connected_at,
             "write_path": conn.write_path.value,

@@ -8,6 +8,7 @@ import time
 from fastapi import APIRouter, Response
 
 from cotiza.api.deps import ServicesDep
+from cotiza.api.routes.compat import prototype_status
 from cotiza.api.schemas import (
     BasicHealth,
     DetailedHealth,
@@ -114,6 +115,7 @@ async def status(services: ServicesDep) -> ServiceStatus:
         "service_started_at": services.started_at,
         "service_uptime": now - services.started_at,
         "timestamp": now,
+        **prototype_status(services),
     }
 
 
@@ -123,6 +125,7 @@ async def websocket_status(services: ServicesDep) -> WebSocketStatus:
     hub = services.hub
     return {
         **hub.status(),
+        "timestamp": time.time(),
         "connections": hub.describe_connections(),
         "stats": {
             "accepted": hub.stats.accepted,
