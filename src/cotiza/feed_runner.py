@@ -14,7 +14,7 @@ from cotiza.cache import QuoteCache
 from cotiza.errors import FatalFeedError, InvalidRequestError
 from cotiza.feeds import Feed, create_feed
 from cotiza.feeds.base import FeedState
-from cotiza.models import resolve_symbol
+from cotiza.models import symbol_resolver
 from cotiza.settings import Settings
 from cotiza.tasks import cancel_and_wait
 
@@ -114,30 +114,14 @@ class FeedRunner:
         known.update(self.cache.symbols())
         return known
 
-    def resolve(self, names: Sequence[str]) -> tuple[list[str], list[str]]:
-        """Full symbols for ``names`` (short names resolved, e.g. ``AL30``), and the unknown.
-
-        With nothing known yet every name passes through unchanged.
-        """
-        known = self.known_symbols()
-        resolved: list[str] = []
-        unknown: list[str] = []
-        for name in names:
-            symbol = resolve_symbol(name, known) if known else name.strip()
-            if symbol is None:
-                unknown.append(name.strip())
-            else:
-                resolved.append(symbol)
-        return list(dict.fromkeys(resolved)), unknown
-
     def _validate(self, feed: Feed, instruments: Sequence[str]) -> list[str]:
         wanted = list(dict.fromkeys(s.strip() for s in instruments if s.strip()))
         catalogue = feed.catalogue()
         if not wanted:
             wanted = list(self.settings.feed_instruments) or catalogue
         if catalogue:
-            found = set(catalogue)
-            resolved = [resolve_symbol(s, found) for s in wanted]
+            resolve = symbol_resolver(catalogue)
+            resolved = [resolve(s) for s in wanted]
             unknown = [s for s, r in zip(wanted, resolved, strict=True) if r is None]
             if unknown:
                 raise InvalidRequestError(f"unknown instruments: {', '.join(unknown)}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from typing_extensions import TypedDict
@@ -216,16 +216,29 @@ def short_symbol(symbol: str) -> str:
     return symbol
 
 
-def resolve_symbol(name: str, known: Iterable[str]) -> str | None:
-    """The symbol among ``known`` that ``name`` means: itself, or the one it is the short name of.
+def symbol_resolver(known: Iterable[str]) -> Callable[[str], str | None]:
+    """A function giving the symbol among ``known`` that a name means: the name itself, or
+    the one it is the short name of (``AL30`` -> ``MERV - XMEV - AL30 - 24hs``, ``AL30 CI``
+    -> the CI settlement), case-insensitive; None when nothing, or more than one, matches.
 
-    ``AL30`` resolves to ``MERV - XMEV - AL30 - 24hs`` and ``AL30 CI`` to the CI settlement
-    (case-insensitive); None when nothing, or more than one symbol, matches.
+    The index is built once, so resolving many names costs one lookup each.
     """
-    wanted = name.strip()
-    symbols = known if isinstance(known, (set, frozenset, dict)) else set(known)
-    if wanted in symbols:
-        return wanted
-    folded = wanted.casefold()
-    matches = [s for s in symbols if s.casefold() == folded or short_symbol(s).casefold() == folded]
-    return matches[0] if len(matches) == 1 else None
+    exact = set(known)
+    by_name: dict[str, set[str]] = {}
+    for symbol in exact:
+        by_name.setdefault(symbol.casefold(), set()).add(symbol)
+        by_name.setdefault(short_symbol(symbol).casefold(), set()).add(symbol)
+
+    def resolve(name: str) -> str | None:
+        wanted = name.strip()
+        if wanted in exact:
+            return wanted
+        matches = by_name.get(wanted.casefold(), set())
+        return next(iter(matches)) if len(matches) == 1 else None
+
+    return resolve
+
+
+def resolve_symbol(name: str, known: Iterable[str]) -> str | None:
+    """``symbol_resolver(known)(name)``, for a single name."""
+    return symbol_resolver(known)(name)

@@ -176,7 +176,8 @@ class Settings(BaseSettings):
     ws_max_frame_bytes: int = Field(64 * 1024, ge=256)
     ws_rate_limit: float = Field(20.0, gt=0)
     ws_rate_burst: int = Field(40, ge=1)
-    ws_keepalive_interval: float = Field(30.0, gt=0)
+    ws_keepalive_interval: float = Field(30.0, gt=0)  # protocol-level pings (dead peers)
+    ws_idle_ping_after: float = Field(300.0, gt=0)  # the JSON ``ping`` after client silence
     ws_impl: WsImpl = WsImpl.WEBSOCKETS_SANSIO
     ws_compression: bool = False  # permessage-deflate, for clients that offer it
 

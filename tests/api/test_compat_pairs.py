@@ -78,3 +78,48 @@ async def test_a_second_pair_with_the_same_name_and_client_conflicts(
     assert again.status_code == 409, again.text
     assert other_client.status_code == 201
     assert other_client.json()["base"] == "MERV - XMEV - GD30 - CI"
+
+
+async def test_pairs_refuse_unknown_symbols(service: LiveService) -> None:
+    """NOPE is not an instrument of the feed: 422 naming it, and no pair is created."""
+    async with service.http() as http:
+        before = await get_json(http, "/api/ratios/pairs")
+        refused = await http.post("/api/ratios/pairs", json={"base": "NOPE", "quote": "AL30"})
+        full = await http.post(
+            "/api/ratios/pairs",
+            json={"base": "MERV - XMEV - AL30 - 24hs", "quote": "MERV - XMEV - NOPE - 24hs"},
+        )
+        short = await http.post("/api/ratios/pairs", json={"base": "ggal", "quote": "GGAL CI"})
+        after = await get_json(http, "/api/ratios/pairs")
+    assert refused.status_code == 422 and "NOPE" in refused.json()["detail"]
+    assert full.status_code == 422 and "NOPE" in full.json()["detail"]
+    assert short.status_code == 201, short.text
+    created = short.json()
+    assert (created["base"], created["quote"]) == (
+        "MERV - XMEV - GGAL - 24hs",
+        "MERV - XMEV - GGAL - CI",
+    )
+    assert after["count"] == before["count"] + 1
+
+
+async def test_short_symbols_resolve_everywhere(service: LiveService) -> None:
+    """AL30 means MERV - XMEV - AL30 - 24hs in subscribe, quotes and feed start."""
+    al30 = "MERV - XMEV - AL30 - 24hs"
+    async with ws_client(service) as ws:
+        await send_json(ws, {"action": "subscribe", "instruments": ["AL30", "al30 ci", "NOPE"]})
+        reply = await recv_until(ws, lambda m: m["type"] == "subscribed")
+        tick = await recv_until(ws, lambda m: m["type"] == "tick")
+    assert reply["instruments"] == [al30, "MERV - XMEV - AL30 - CI", "NOPE"]
+    assert reply["unknown"] == ["NOPE"]
+    assert tick["symbol"] in (al30, "MERV - XMEV - AL30 - CI")
+    async with service.http() as http:
+        quote = await get_json(http, "/api/quotes/AL30")
+        ci = await get_json(http, "/api/quotes/AL30 CI")
+        missing = await http.get("/api/quotes/NOPE")
+        started = await http.post("/cotizaciones/iniciar", json={"instrumentos": ["AL30", "AL30D"]})
+        unknown = await http.post("/cotizaciones/iniciar", json={"instrumentos": ["NOPE"]})
+    assert quote["symbol"] == al30 and ci["symbol"] == "MERV - XMEV - AL30 - CI"
+    assert missing.status_code == 404
+    assert started.status_code == 200
+    assert started.json()["instruments"] == [al30, "MERV - XMEV - AL30D - 24hs"]
+    assert unknown.status_code == 422 and "NOPE" in unknown.json()["detail"]

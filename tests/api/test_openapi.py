@@ -53,6 +53,7 @@ CONNECTION = {
     "instruments",
     "ratio_pairs",
     "dashboard",
+    "everything",
     "pending",
     "backlog_bytes",
     "sent",

@@ -113,15 +113,18 @@ def test_dashboard_data_keeps_the_table_and_adds_a_timestamp() -> None:
 @pytest.mark.parametrize(
     ("frame", "keys"),
     [
-        (frames.connection(), ["type", "status", "timestamp"]),
-        (frames.pong(), ["type", "timestamp"]),
+        (frames.connection(), ["type", "status", "message", "timestamp"]),
+        (frames.pong(), ["type", "action", "timestamp"]),
         (frames.ping(), ["type", "timestamp"]),
         (frames.unsubscribed([AL30]), ["type", "instruments"]),
         (frames.ratio_subscribed([1, 2]), ["type", "pairs"]),
         (frames.ratio_unsubscribed(), ["type"]),
-        (frames.dashboard_subscribed(10.0), ["type", "refresh_interval", "timestamp"]),
-        (frames.dashboard_unsubscribed(), ["type", "timestamp"]),
-        (frames.dashboard_error(), ["type", "message", "timestamp"]),
+        (
+            frames.dashboard_subscribed(10.0),
+            ["type", "message", "refresh_interval", "timestamp"],
+        ),
+        (frames.dashboard_unsubscribed(), ["type", "message", "timestamp"]),
+        (frames.dashboard_error(), ["type", "status", "message", "error", "timestamp"]),
     ],
 )
 def test_reply_frames_carry_their_contract_fields(

@@ -64,6 +64,7 @@ class ConnectionInfo(TypedDict):
     instruments: list[str]
     ratio_pairs: list[int] | Literal["all"]
     dashboard: bool
+    everything: bool  # no subscription command yet: receives every tick
     pending: int
     backlog_bytes: int
     sent: int
@@ -84,6 +85,9 @@ class Hub:
         self._ratio_all: set[Connection] = set()
         self._dashboard: set[Connection] = set()
         self._alerts: set[Connection] = set()  # clients that sent subscribe_alerts
+        # Clients that sent no subscription command yet receive every tick, as the
+        # prototype broadcast to all; their first one narrows them to what they asked for.
+        self._everything: set[Connection] = set()
         self._ids = itertools.count(1)
         self._closing_tasks: set[asyncio.Task[None]] = set()
         self._keepalive: asyncio.Task[None] | None = None
@@ -146,6 +150,7 @@ class Hub:
         )
         self.connections[conn.id] = conn
         self._subscriptions[conn] = Subscriptions()
+        self._everything.add(conn)
         self.stats.accepted += 1
         return conn
 
@@ -160,11 +165,20 @@ class Hub:
         self._ratio_all.discard(conn)
         self._dashboard.discard(conn)
         self._alerts.discard(conn)
+        self._everything.discard(conn)
         conn.mark_closed()
 
     # -- subscriptions ------------------------------------------------------------------
 
+    def narrow(self, conn: Connection) -> None:
+        """``conn`` sent a subscription command: from now on it gets only what it follows."""
+        self._everything.discard(conn)
+
+    def receives_everything(self, conn: Connection) -> bool:
+        return conn in self._everything
+
     def subscribe_instruments(self, conn: Connection, symbols: Iterable[str]) -> None:
+        self.narrow(conn)
         subs = self._subscriptions.get(conn)
         if subs is None:
             return
@@ -173,6 +187,7 @@ class Hub:
             self._by_symbol.setdefault(symbol, set()).add(conn)
 
     def unsubscribe_instruments(self, conn: Connection, symbols: Iterable[str]) -> None:
+        self.narrow(conn)
         subs = self._subscriptions.get(conn)
         if subs is None:
             return
@@ -186,6 +201,7 @@ class Hub:
 
     def subscribe_ratios(self, conn: Connection, pair_ids: Iterable[int] | None) -> None:
         """Follow ``pair_ids``, or every pair (present and future) when None."""
+        self.narrow(conn)
         subs = self._subscriptions.get(conn)
         if subs is None:
             return
@@ -198,6 +214,7 @@ class Hub:
             self._by_pair.setdefault(pair_id, set()).add(conn)
 
     def unsubscribe_ratios(self, conn: Connection) -> None:
+        self.narrow(conn)
         subs = self._subscriptions.get(conn)
         if subs is None:
             return
@@ -209,6 +226,7 @@ class Hub:
 
     def subscribe_dashboard(self, conn: Connection) -> bool:
         """Add ``conn`` to the dashboard's subscribers; False if it was one already."""
+        self.narrow(conn)
         subs = self._subscriptions.get(conn)
         if subs is None or subs.dashboard:
             return False
@@ -218,6 +236,7 @@ class Hub:
 
     def unsubscribe_dashboard(self, conn: Connection) -> bool:
         """Remove ``conn`` from the dashboard's subscribers; False if it was not one."""
+        self.narrow(conn)
         subs = self._subscriptions.get(conn)
         if subs is None or not subs.dashboard:
             return False
@@ -236,12 +255,16 @@ class Hub:
 
     def publish_tick(self, quote: Quote) -> None:
         members = self._by_symbol.get(quote.symbol)
-        if not members:
+        everything = self._everything
+        if not members and not everything:
             return
         wire = encode(frames.tick(quote))
         key = ("tick", quote.symbol)
-        for conn in members:
+        for conn in everything:
             conn.enqueue(key, wire)
+        if members:
+            for conn in members:
+                conn.enqueue(key, wire)
 
     def publish_ratio(self, frame: RatioFrame) -> None:
         pair_id = frame["pair_id"]
@@ -259,10 +282,12 @@ class Hub:
                     conn.enqueue(key, wire)
 
     def subscribe_alerts(self, conn: Connection) -> None:
+        self.narrow(conn)
         if conn in self._subscriptions:
             self._alerts.add(conn)
 
     def unsubscribe_alerts(self, conn: Connection) -> None:
+        self.narrow(conn)
         self._alerts.discard(conn)
 
     def publish_alert(self, frame: AlertFrame) -> int:
@@ -301,9 +326,11 @@ class Hub:
             log.error("evicting a slow consumer failed", exc_info=exc)
 
     async def _keepalive_loop(self) -> None:
-        interval = self.settings.ws_keepalive_interval
+        # Only after a long silence (WS_IDLE_PING_AFTER, 300 s): protocol-level pings,
+        # not this frame, detect dead peers.
+        interval = self.settings.ws_idle_ping_after
         while True:
-            await asyncio.sleep(interval / 2)
+            await asyncio.sleep(min(interval / 2, 10.0))
             now = time.monotonic()
             wire = encode(frames.ping())
             for conn in list(self.connections.values()):
@@ -338,6 +365,7 @@ class Hub:
             "instruments": sorted(subs.instruments),
             "ratio_pairs": "all" if subs.ratio_all else sorted(subs.ratio_pairs),
             "dashboard": subs.dashboard,
+            "everything": conn in self._everything,
             "pending": conn.pending,
             "backlog_bytes": conn.backlog(),
             "sent": conn.sent,

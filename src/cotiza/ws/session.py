@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from starlette.websockets import WebSocket
 
+from cotiza.models import symbol_resolver
 from cotiza.ws import frames
 from cotiza.ws.commands import (
     Command,
@@ -201,17 +202,25 @@ class Session:
     async def ping(self) -> None:
         self.conn.send(frames.pong())
 
+    def _symbols(self, names: tuple[str, ...]) -> tuple[list[str], set[str]]:
+        """The full symbols ``names`` mean (``AL30`` -> its 24hs symbol), and the known set.
+
+        A name that matches nothing stays as given (and is reported as unknown).
+        """
+        known = self.services.feed.known_symbols()
+        resolve = symbol_resolver(known)
+        return list(dict.fromkeys(resolve(n) or n.strip() for n in names)), known
+
     async def subscribe(self, command: Subscribe) -> None:
-        symbols = list(command.instruments)
         services = self.services
+        symbols, known = self._symbols(command.instruments)
         services.hub.subscribe_instruments(self.conn, symbols)
-        known = set(services.feed.instruments) | set(services.cache.symbols())
         self.conn.send(frames.subscribed(symbols, [s for s in symbols if s not in known]))
         for quote in services.cache.snapshot(symbols):
             self.conn.enqueue(("tick", quote.symbol), encode(frames.tick(quote)))
 
     async def unsubscribe(self, command: Unsubscribe) -> None:
-        symbols = list(command.instruments)
+        symbols, _ = self._symbols(command.instruments)
         self.services.hub.unsubscribe_instruments(self.conn, symbols)
         self.conn.send(frames.unsubscribed(symbols))
 
@@ -238,6 +247,7 @@ class Session:
 
     async def dashboard_subscribe(self) -> None:
         worker = self.services.dashboard
+        self.services.hub.narrow(self.conn)  # asked for the dashboard, even if refused
         if not await worker.subscribe(self.conn):
             limit = self.services.settings.dashboard_max_subscribers
             raise CommandError(f"dashboard subscriber limit reached ({limit})")

@@ -19,7 +19,7 @@ from cotiza.api.schemas import (
     error_responses,
 )
 from cotiza.errors import ConflictError, InvalidRequestError, NotFoundError
-from cotiza.models import RatioPair, resolve_symbol, short_symbol
+from cotiza.models import RatioPair, short_symbol, symbol_resolver
 from cotiza.ws.frames import DashboardTable
 
 router = APIRouter(prefix="/api/ratios", tags=["ratios"])
@@ -50,7 +50,8 @@ def _symbols_of(services: ServicesDep, *names: str) -> tuple[list[str], list[str
     known = services.feed.known_symbols()
     if not known:  # nothing to check against yet (a replay before it ran)
         return [n.strip() for n in names], []
-    found = [resolve_symbol(name, known) for name in names]
+    resolve = symbol_resolver(known)
+    found = [resolve(name) for name in names]
     unknown = [n.strip() for n, s in zip(names, found, strict=True) if s is None]
     return [s or n.strip() for n, s in zip(names, found, strict=True)], unknown
 
