@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cotiza.errors import ConfigurationError
+from cotiza.origins import validate as validate_origins
 
 
 class FeedKind(StrEnum):
@@ -240,6 +241,12 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        # http://host:port entries, or "*" (any origin, explicitly); see cotiza.origins.
+        return validate_origins(value)
 
     @field_validator("telegram_chat_ids", mode="before")
     @classmethod

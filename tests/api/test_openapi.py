@@ -103,6 +103,7 @@ DETAILED = {
     "feed",
     "uptime",
     "checks",
+    "origins",
 }
 STATUS = FEED | {
     "workers",

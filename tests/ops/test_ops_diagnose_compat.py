@@ -6,7 +6,10 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from opskit import DIAGNOSE, Harness, free_port, healthy, wait_for
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 PROTOTYPE_KEYS = {"timestamp", "port", "port_check", "endpoints", "websocket", "system", "database"}
 ENDPOINTS = ["/cotizaciones/health", "/health/detailed", "/cotizaciones/status", "/"]
@@ -49,6 +52,22 @@ def test_output_has_the_prototype_keys_for_a_healthy_service(ops: Harness) -> No
     assert 0 <= system["cpu_percent"] <= 100 and 0 < system["memory"]["used_percent"] <= 100
     assert [p["pid"] for p in system["python_processes"]] == [proc.pid]
     assert saved["database"]["status"] == "ok" and saved["database"]["has_data"] is True
+    origins = {c["check"]: c for c in saved["checks"]}["origins"]
+    assert origins["status"] == "ok" and "same host" in origins["summary"]
+
+
+def test_diagnose_names_refused_origins_and_the_setting(ops: Harness) -> None:
+    """After a page from another origin was refused, diagnose warns and names ALLOWED_ORIGINS."""
+    port = free_port()
+    ops.service(port)
+    wait_for(lambda: healthy(port), 60, "the service")
+    page = "http://desk.example:8123"
+    with pytest.raises(InvalidStatus):
+        connect(f"ws://127.0.0.1:{port}/ws/cotizaciones", origin=page, open_timeout=5)
+    saved = _diagnose(ops, port, ops.tmp / "refused.json")
+    origins = {c["check"]: c for c in saved["checks"]}["origins"]
+    assert origins["status"] == "warn" and page in origins["summary"]
+    assert f"ALLOWED_ORIGINS={page}" in origins["hint"]
 
 
 def test_output_for_an_absent_service(ops: Harness) -> None:

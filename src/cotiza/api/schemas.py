@@ -20,6 +20,7 @@ from cotiza.feed_runner import FeedStatus
 from cotiza.health import CheckItem
 from cotiza.models import PairRecord, TickPayload
 from cotiza.monitor.ledger import MonitorSummary
+from cotiza.origins import OriginsReport
 from cotiza.ws.frames import HubStatus, RatioFrame
 from cotiza.ws.hub import ConnectionInfo
 
@@ -93,6 +94,7 @@ class DetailedHealth(TypedDict):
     feed: FeedStatus
     uptime: float
     checks: dict[str, list[CheckItem]]
+    origins: OriginsReport  # ALLOWED_ORIGINS in force and the browser origins it refused
     monitor: NotRequired[MonitorSummary]
 
 

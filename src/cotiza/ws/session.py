@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 import time
 from typing import TYPE_CHECKING, assert_never
-from urllib.parse import urlsplit
 
 from starlette.websockets import WebSocket
 
 from cotiza.models import symbol_resolver
+from cotiza.origins import OriginPolicy
 from cotiza.ws import frames
 from cotiza.ws.commands import (
     Command,
@@ -70,22 +70,14 @@ class TokenBucket:
         return True
 
 
-def origin_allowed(ws: WebSocket, allowed: list[str]) -> bool:
-    """Browsers send ``Origin``; accept same-host pages and the configured origins."""
-    origin = ws.headers.get("origin")
-    if origin is None or "*" in allowed:
-        return True
-    if origin.rstrip("/") in {a.rstrip("/") for a in allowed}:
-        return True
-    host = ws.headers.get("host", "")
-    return urlsplit(origin).netloc == host
-
-
-async def serve(websocket: WebSocket, services: Services, path: str, *, token_ok: bool) -> None:
+async def serve(
+    websocket: WebSocket, services: Services, path: str, *, token_ok: bool, origins: OriginPolicy
+) -> None:
     """Admit ``websocket`` (origin, token, connection limit), then converse until it ends."""
-    settings = services.settings
     hub = services.hub
-    if not origin_allowed(websocket, settings.allowed_origins):
+    origin = websocket.headers.get("origin")
+    if not origins.allows(origin, websocket.headers.get("host")):
+        origins.refused(origin or "", "websocket")
         hub.note_rejected()
         await websocket.close(CLOSE_POLICY, "Origin not allowed")  # rejected in the handshake
         return

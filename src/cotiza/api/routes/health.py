@@ -7,7 +7,7 @@ import time
 
 from fastapi import APIRouter, Response
 
-from cotiza.api.deps import ServicesDep
+from cotiza.api.deps import OriginsDep, ServicesDep
 from cotiza.api.routes.compat import prototype_status
 from cotiza.api.schemas import (
     BasicHealth,
@@ -71,7 +71,9 @@ async def readyz(services: ServicesDep, response: Response) -> HealthReport:
     "/health/detailed",
     responses={503: {"model": DetailedHealth, "description": "unhealthy"}},
 )
-async def health_detailed(services: ServicesDep, response: Response) -> DetailedHealth:
+async def health_detailed(
+    services: ServicesDep, origins: OriginsDep, response: Response
+) -> DetailedHealth:
     """Every check, with connection and worker counters; 503 when the process is unhealthy."""
     checks = await services.health.checks()
     now = time.time()
@@ -86,6 +88,7 @@ async def health_detailed(services: ServicesDep, response: Response) -> Detailed
         "feed": services.feed.status(now),
         "uptime": now - services.started_at,
         "checks": render(checks, now),
+        "origins": origins.report(),
     }
     settings = services.settings
     monitor = await asyncio.to_thread(monitor_summary, settings.run_dir, settings.port)
