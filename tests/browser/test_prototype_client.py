@@ -80,3 +80,19 @@ async def test_without_the_setting_the_other_origin_is_refused(
         async with live.http() as http:
             refused = (await http.get("/health/detailed")).json()["origins"]["refused"]
         assert f"http://localhost:{port}" in {r["origin"] for r in refused}
+
+
+async def test_ws_test_console_talks_to_the_service(browser: Browser, service: LiveService) -> None:
+    """/ws-test connects, sends the ping preset and shows the pong; it speaks Spanish first."""
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(f"{service.base}/ws-test")
+    await expect(page.locator("h1")).to_have_text("Consola WebSocket")
+    await page.locator("#open").click()
+    await expect(page.locator("#state")).to_have_text("conectado", timeout=10_000)
+    await page.locator("#sendbtn").click()
+    await expect(page.locator("#log")).to_contain_text('"action":"pong"', timeout=10_000)
+    await page.locator("#lang").click()
+    await expect(page.locator("h1")).to_have_text("WebSocket console")
+    await expect(page.locator("#state")).to_have_text("connected")
+    await context.close()
