@@ -179,6 +179,7 @@ class Settings(BaseSettings):
     ws_rate_burst: int = Field(40, ge=1)
     ws_keepalive_interval: float = Field(30.0, gt=0)  # protocol-level pings (dead peers)
     ws_idle_ping_after: float = Field(300.0, gt=0)  # the JSON ``ping`` after client silence
+    ws_broadcast_grace: float = Field(1.0, ge=0, le=60)  # silent new client: every tick after
     ws_impl: WsImpl = WsImpl.WEBSOCKETS_SANSIO
     ws_compression: bool = False  # permessage-deflate, for clients that offer it
 

@@ -81,14 +81,26 @@ async def test_dashboard_error_has_status_and_error(service: LiveService) -> Non
 async def test_a_silent_connection_gets_every_tick_until_it_subscribes(
     service: LiveService,
 ) -> None:
-    """Before any subscription command every tick arrives; subscribe narrows to its symbols."""
+    """A silent client gets every tick (after WS_BROADCAST_GRACE, 1 s); subscribe narrows it."""
+    assert service.settings.ws_broadcast_grace == 1.0
     async with ws_client(service, everything=True) as ws:
-        before = await collect(ws, 1.5)
+        before = await collect(ws, 2.5)
         assert len(ticks(before)) >= 3, ticks(before)
         await send_json(ws, {"action": "subscribe", "instruments": [AL30]})
         await recv_until(ws, lambda m: m["type"] == "subscribed")
         after = await collect(ws, 1.5)
     assert ticks(after) == {AL30}
+
+
+async def test_a_first_ping_is_answered_before_any_tick(service: LiveService) -> None:
+    """As the prototype's scripts expect: welcome, ping, then pong is the very next frame;
+    every tick follows while the client subscribes to nothing."""
+    for _ in range(3):
+        async with ws_client(service, everything=True) as ws:
+            await send_json(ws, {"type": "ping"})
+            assert (await recv_json(ws))["type"] == "pong"
+            after = await collect(ws, 1.0)
+        assert len(ticks(after)) >= 3, ticks(after)
 
 
 async def test_any_subscription_command_narrows(service: LiveService) -> None:

@@ -48,6 +48,7 @@ class Subscriptions:
     ratio_pairs: set[int] = field(default_factory=set)
     ratio_all: bool = False
     dashboard: bool = False
+    narrowed: bool = False  # sent a subscription command: no more broadcast of every tick
 
 
 class ConnectionInfo(TypedDict):
@@ -86,7 +87,7 @@ class Hub:
         self._dashboard: set[Connection] = set()
         self._alerts: set[Connection] = set()  # clients that sent subscribe_alerts
         # Clients that sent no subscription command yet receive every tick, as the
-        # prototype broadcast to all; their first one narrows them to what they asked for.
+        # prototype broadcast to all (from ``widen``); their first one narrows them.
         self._everything: set[Connection] = set()
         self._ids = itertools.count(1)
         self._closing_tasks: set[asyncio.Task[None]] = set()
@@ -150,7 +151,6 @@ class Hub:
         )
         self.connections[conn.id] = conn
         self._subscriptions[conn] = Subscriptions()
-        self._everything.add(conn)
         self.stats.accepted += 1
         return conn
 
@@ -170,8 +170,17 @@ class Hub:
 
     # -- subscriptions ------------------------------------------------------------------
 
+    def widen(self, conn: Connection) -> None:
+        """Send ``conn`` every tick, unless it already sent a subscription command."""
+        subs = self._subscriptions.get(conn)
+        if subs is not None and not subs.narrowed:
+            self._everything.add(conn)
+
     def narrow(self, conn: Connection) -> None:
         """``conn`` sent a subscription command: from now on it gets only what it follows."""
+        subs = self._subscriptions.get(conn)
+        if subs is not None:
+            subs.narrowed = True
         self._everything.discard(conn)
 
     def receives_everything(self, conn: Connection) -> bool:

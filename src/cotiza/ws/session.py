@@ -7,6 +7,7 @@ and the client is told so with close code 1011 instead of being dropped silently
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING, assert_never
@@ -109,19 +110,30 @@ class Session:
         self.conn = conn
 
     async def run(self) -> None:
-        """Greet the client, then serve its commands until it or the server ends it."""
+        """Greet the client, then serve its commands until it or the server ends it.
+
+        A client that sends no subscription command receives every tick (the prototype's
+        broadcast), starting after its first command is answered, or ``WS_BROADCAST_GRACE``
+        after the welcome if it stays silent: a script that pings first sees the pong first.
+        """
         conn = self.conn
+        hub = self.services.hub
+        grace = asyncio.get_running_loop().call_later(
+            self.services.settings.ws_broadcast_grace, hub.widen, conn
+        )
         try:
             conn.send(frames.connection())
-            await self._converse()
+            await self._converse(grace)
         except DISCONNECTS as exc:
             # The peer vanished mid-receive or the socket was aborted as a slow consumer.
             log.debug("connection %d ended: %r", conn.id, exc)
         except Exception:
             log.exception("connection %d failed; closing it with 1011", conn.id)
             await conn.close(CLOSE_INTERNAL_ERROR, "Internal error")
+        finally:
+            grace.cancel()
 
-    async def _converse(self) -> None:
+    async def _converse(self, grace: asyncio.TimerHandle | None) -> None:
         conn = self.conn
         websocket = conn.ws
         settings = self.services.settings
@@ -144,6 +156,10 @@ class Session:
                 return
             try:
                 await self.handle(text)
+                if grace is not None:  # the first command is answered: broadcast from now on
+                    grace.cancel()
+                    grace = None
+                    self.services.hub.widen(conn)
             except Exception:
                 # Handlers only queue frames, so nothing here is the peer going away.
                 log.exception("connection %d: a command handler failed; closing it", conn.id)
