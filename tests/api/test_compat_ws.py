@@ -36,7 +36,8 @@ async def test_welcome_and_dashboard_replies_carry_a_spanish_message(
         assert hello["type"] == "connection" and hello["status"] == "connected"
         assert hello["message"] == "Conectado al servicio de cotizaciones"
         await send_json(ws, {"action": "dashboard_subscribe"})
-        subscribed = await recv_until(ws, lambda m: m["type"] == "dashboard_subscribed")
+        subscribed = await recv_json(ws)  # the very next frame, as the prototype's script reads
+        assert subscribed["type"] == "dashboard_subscribed"
         await send_json(ws, {"action": "dashboard_unsubscribe"})
         unsubscribed = await recv_until(ws, lambda m: m["type"] == "dashboard_unsubscribed")
     assert subscribed["message"] == "Suscripto a las actualizaciones del dashboard"
