@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 import websockets
-from live import free_port, live_service, recv_json, send_json, service_env, ws_client
+from support.ports import free_port
+from support.process import service_env
+from support.server import live_service
+from support.wsclient import recv_json, send_json, ws_client
 from websockets.exceptions import InvalidStatus
 
 from cotiza.settings import Settings
@@ -18,6 +21,8 @@ from cotiza.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = "http://desk.example:8123"
 EVIL = "http://evil.example"
+
+pytestmark = pytest.mark.live
 
 
 async def test_default_allows_same_host_and_refuses_others_once(
@@ -88,6 +93,7 @@ async def test_star_is_accepted_explicitly(make_settings: Callable[..., Settings
     assert report["allowed"] == ["*"] and report["refused"] == []
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("value", ["junk", "http://desk.example/path", "desk.example:8123"])
 def test_a_bad_value_stops_start_up(tmp_path: Path, value: str) -> None:
     """ALLOWED_ORIGINS that is not a list of origins (or *) stops start-up: exit 2, one line."""

@@ -6,9 +6,14 @@ from collections import Counter
 from typing import Any
 
 import httpx
-from live import LiveService, recv_until, send_json, wait_for, ws_client
+import pytest
+from support.poll import eventually
+from support.server import LiveService
+from support.wsclient import recv_until, send_json, ws_client
 
 CI_NAME = "AL30 CI-AL30D CI"
+
+pytestmark = pytest.mark.live
 
 
 async def get_json(http: httpx.AsyncClient, path: str, **params: Any) -> dict[str, Any]:
@@ -44,7 +49,7 @@ async def test_ratio_frames_and_history_use_the_distinct_name(service: LiveServi
             body = await get_json(http, "/api/ratios/history", par=CI_NAME)
             return bool(body["count"])
 
-        await wait_for(sampled, timeout=15, message="a stored CI sample")
+        await eventually(sampled, timeout=15, message="a stored CI sample")
         by_name = await get_json(http, "/api/ratios/history", par=CI_NAME)
         by_short = await get_json(http, "/api/ratios/history", base="AL30 CI", quote="AL30D CI")
         plain = await get_json(http, "/api/ratios/history", base="AL30", quote="AL30D")

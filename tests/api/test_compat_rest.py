@@ -6,13 +6,18 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from live import LiveService, live_service, recv_until, send_json, wait_for, ws_client
+import pytest
+from support.poll import eventually
+from support.server import LiveService, live_service
+from support.wsclient import recv_until, send_json, ws_client
 
 from cotiza.settings import Settings
 
 SECRET = "pw-never-shown-7731"
 TOKEN = "tok-compat-5521"
 FEED_DETAILS = {"ws", "user_id", "subscribed", "last_md_ms", "subscribers"}
+
+pytestmark = pytest.mark.live
 
 
 async def get_json(http: httpx.AsyncClient, path: str) -> dict[str, Any]:
@@ -34,7 +39,7 @@ async def test_status_has_the_prototype_fields(make_settings: Callable[..., Sett
             body = await get_json(http, "/cotizaciones/status")
             return bool(body["ws_connected"] and body["ws_details"]["last_md_ms"])
 
-        await wait_for(flowing, timeout=10, message="a connected feed with data")
+        await eventually(flowing, timeout=10, message="a connected feed with data")
         async with ws_client(live):
             body = await get_json(http, "/cotizaciones/status")
         assert body["started"] is True and body["worker_running"] is True
@@ -99,7 +104,7 @@ async def test_dashboard_worker_start_stop_status(make_settings: Callable[..., S
         async def beating() -> bool:
             return (await get_json(http, "/dashboard/status"))["last_beat"] is not None
 
-        await wait_for(beating, timeout=10, message="a dashboard refresh")
+        await eventually(beating, timeout=10, message="a dashboard refresh")
         running = await get_json(http, "/dashboard/status")
         assert running["running"] is True and running["uptime_seconds"] >= 0
         again = await http.post("/dashboard/start", headers=auth)

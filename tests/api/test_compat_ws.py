@@ -6,21 +6,17 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 import websockets
-from live import (
-    LiveService,
-    collect,
-    live_service,
-    recv_json,
-    recv_until,
-    send_json,
-    ws_client,
-)
+from support.server import LiveService, live_service
+from support.wsclient import collect, recv_json, recv_until, send_json, ws_client
 
 from cotiza.settings import Settings
 from cotiza.storage.tables import ratio_hours
 
 AL30 = "MERV - XMEV - AL30 - 24hs"
+
+pytestmark = pytest.mark.live
 
 
 def ticks(frames: list[dict[str, Any]]) -> set[str]:

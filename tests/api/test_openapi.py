@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from live import TICK_FIELDS, LiveService, live_service, recv_until, send_json, wait_for, ws_client
+import pytest
+from support.contract import DASHBOARD_ROW_FIELDS, TICK_FIELDS
+from support.poll import eventually
+from support.server import LiveService, live_service
+from support.wsclient import recv_until, send_json, ws_client
 
 from cotiza.storage.tables import RATIO_FIELDS
+
+pytestmark = pytest.mark.live
 
 # The fields each response had before the response models, as clients and the page use them.
 FEED = {
@@ -70,28 +76,7 @@ HUB_COUNTERS = {
 }
 PAIR = {"id", "base", "quote", "factor", "client_id", "active", "par"}
 RATIO = {"type", "pair_id", "par", "base", "quote", "factor", "client_id", "asof", *RATIO_FIELDS}
-DASHBOARD_ROW = {
-    "par",
-    "client_id",
-    "pair_id",
-    "base",
-    "quote",
-    "ultimo_ratio_operado",
-    "ultimo_timestamp",
-    "promedio_rueda",
-    "promedio_dia_anterior",
-    "promedio_1semana",
-    "promedio_1mes",
-    "minimo_mensual",
-    "maximo_mensual",
-    "dif_rueda_pct",
-    "dif_dia_anterior_pct",
-    "dif_1semana_pct",
-    "dif_1mes_pct",
-    "dif_minimo_pct",
-    "dif_maximo_pct",
-    "client_id_result",
-}
+DASHBOARD_ROW = {"pair_id", "base", "quote", *DASHBOARD_ROW_FIELDS}
 CHECK = {"status", "observedValue", "time", "affects"}  # plus observedUnit, output when set
 DETAILED = {
     "status",
@@ -155,7 +140,7 @@ async def test_every_response_keeps_its_fields(service: LiveService) -> None:
             history = await get("/api/ratios/history", base=AL30, quote=AL30D)
             return bool(history["count"])
 
-        await wait_for(stored, timeout=20, message="a stored AL30/AL30D sample")
+        await eventually(stored, timeout=20, message="a stored AL30/AL30D sample")
 
         assert (await get("/cotizaciones/health")).keys() == {"status", "timestamp"}
         detailed = await get("/health/detailed")

@@ -8,12 +8,15 @@ import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from browser_harness import LiveService, live_service
+import pytest
 from playwright.async_api import Browser, Page, expect
+from support.server import LiveService, live_service
 
 from cotiza.settings import Settings
 
 PAGE = (Path(__file__).parent / "pages" / "prototype_client.html").read_bytes()
+
+pytestmark = pytest.mark.browser
 
 
 @contextlib.asynccontextmanager

@@ -7,12 +7,16 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from opskit import DIAGNOSE, Harness, free_port, healthy, wait_for
+from opskit import DIAGNOSE, Harness, healthy
+from support.poll import eventually_sync
+from support.ports import free_port
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 PROTOTYPE_KEYS = {"timestamp", "port", "port_check", "endpoints", "websocket", "system", "database"}
 ENDPOINTS = ["/cotizaciones/health", "/health/detailed", "/cotizaciones/status", "/"]
+
+pytestmark = pytest.mark.subprocess
 
 
 def _samples(path: Path) -> int:
@@ -35,8 +39,8 @@ def test_output_has_the_prototype_keys_for_a_healthy_service(ops: Harness) -> No
     """A healthy service reads as the prototype's scripts expect: port in use, all ok."""
     port = free_port()
     proc = ops.service(port)
-    wait_for(lambda: healthy(port), 60, "the service")
-    wait_for(lambda: _samples(ops.tmp / "cotiza.db"), 30, "a stored ratio sample")
+    eventually_sync(lambda: healthy(port), 60, "the service")
+    eventually_sync(lambda: _samples(ops.tmp / "cotiza.db"), 30, "a stored ratio sample")
     saved = _diagnose(ops, port, ops.tmp / "report.json")
     assert saved.keys() >= PROTOTYPE_KEYS and "checks" in saved  # cotiza's own keys stay
     assert saved["port"] == port and saved["timestamp"][:4].isdigit()
@@ -60,7 +64,7 @@ def test_diagnose_names_refused_origins_and_the_setting(ops: Harness) -> None:
     """After a page from another origin was refused, diagnose warns and names ALLOWED_ORIGINS."""
     port = free_port()
     ops.service(port)
-    wait_for(lambda: healthy(port), 60, "the service")
+    eventually_sync(lambda: healthy(port), 60, "the service")
     page = "http://desk.example:8123"
     with pytest.raises(InvalidStatus):
         connect(f"ws://127.0.0.1:{port}/ws/cotizaciones", origin=page, open_timeout=5)
