@@ -89,7 +89,9 @@ DETAILED = {
     "uptime",
     "checks",
     "origins",
+    "cluster",
 }
+CLUSTER = {"role", "node_id", "leader", "leader_node", "epoch", "backplane"}
 STATUS = FEED | {
     "workers",
     "dashboard",
@@ -145,6 +147,9 @@ async def test_every_response_keeps_its_fields(service: LiveService) -> None:
         assert (await get("/cotizaciones/health")).keys() == {"status", "timestamp"}
         detailed = await get("/health/detailed")
         assert detailed.keys() == DETAILED and detailed["feed"].keys() == FEED
+        assert detailed["cluster"].keys() == CLUSTER
+        assert detailed["cluster"]["role"] == "standalone" and detailed["cluster"]["leader"]
+        assert detailed["cluster"]["backplane"] == {"connected": False, "lag_ms": None}
         for entries in detailed["checks"].values():
             for entry in entries:
                 assert CHECK <= entry.keys() <= CHECK | {"observedUnit", "output"}
@@ -216,8 +221,10 @@ async def test_the_document_describes_fields_media_types_and_errors(service: Liv
             "method",
             "freshness",
         }
-    assert properties(doc, "/cotizaciones/iniciar", "post") == FEED | {"status", "message"}
+    control = FEED | {"status", "message", "leader_node", "control_version"}  # last two: cluster
+    assert properties(doc, "/cotizaciones/iniciar", "post") == control
     assert properties(doc, "/admin/drain", "post") == {"status", "closed"}
+    assert properties(doc, "/admin/handover", "post") == {"status", "message", "node_id", "epoch"}
     for path in ("/livez", "/readyz"):
         for code in ("200", "503"):
             assert schema_of(doc, path, "get", code)["media"] == "application/health+json"

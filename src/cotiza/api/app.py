@@ -19,6 +19,7 @@ from cotiza.api.cors import PolicyCORSMiddleware
 from cotiza.api.deps import ServicesDep
 from cotiza.api.routes import alerts, auth, compat, control, health, quotes, ratios, ws
 from cotiza.errors import (
+    ClusterError,
     ConflictError,
     CotizaError,
     FeedError,
@@ -40,6 +41,7 @@ _STATUS = {
     InvalidRequestError: 422,
     StorageError: 503,
     FeedError: 502,
+    ClusterError: 503,  # the control plane (PostgreSQL) or the backplane is unreachable
 }
 
 

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from typing_extensions import TypedDict
 
+from cotiza.cluster.health import ClusterHealth
 from cotiza.dashboard_worker import DashboardWorkerStatus
 from cotiza.feed_runner import FeedStatus
 from cotiza.health import CheckItem
@@ -95,6 +96,7 @@ class DetailedHealth(TypedDict):
     uptime: float
     checks: dict[str, list[CheckItem]]
     origins: OriginsReport  # ALLOWED_ORIGINS in force and the browser origins it refused
+    cluster: ClusterHealth
     monitor: NotRequired[MonitorSummary]
 
 
@@ -154,10 +156,23 @@ class WebSocketStatus(HubStatus):
 
 
 class ControlReply(FeedStatus):
-    """The answer of every feed control: what happened, then the feed's status."""
+    """The answer of every feed control: what happened, then the feed's status.
 
+    In cluster mode a node that does not lead answers 202 ``accepted``: the command is
+    recorded (``control_version``) and the leader (``leader_node``) applies it.
+    """
+
+    status: Literal["success", "accepted"]
+    message: str
+    leader_node: NotRequired[str | None]
+    control_version: NotRequired[int]
+
+
+class HandoverReply(TypedDict):
     status: Literal["success"]
     message: str
+    node_id: str
+    epoch: int | None
 
 
 class DrainReply(TypedDict):

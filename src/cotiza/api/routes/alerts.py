@@ -154,6 +154,7 @@ async def create_rule(body: RuleCreate, services: ServicesDep, _: TokenDep) -> d
     )
     stored = await services.alert_store.create_rule(rule)
     services.alerts.upsert(stored)  # a condition that already holds fires now
+    await _rules_changed(services)
     return rule_out(stored, name)
 
 
@@ -179,6 +180,7 @@ async def update_rule(
     reset = not rule.same_condition(current)
     stored = await services.alert_store.replace_rule(rule, reset=reset)
     services.alerts.upsert(stored)
+    await _rules_changed(services)
     return rule_out(stored, name)
 
 
@@ -186,6 +188,13 @@ async def update_rule(
 async def delete_rule(rule_id: int, services: ServicesDep, _: TokenDep) -> None:
     await services.alert_store.delete_rule(rule_id)
     services.alerts.discard(rule_id)
+    await _rules_changed(services)
+
+
+async def _rules_changed(services: Services) -> None:
+    """Cluster mode: the leader's alert engine (maybe on another node) reloads the rules."""
+    if services.cluster is not None:
+        await services.cluster.pairs_changed()
 
 
 @router.get("/history")

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Response
 from typing_extensions import TypedDict
 
 from cotiza.api.deps import ServicesDep, TokenDep
+from cotiza.api.routes import control
 from cotiza.api.schemas import ControlReply, PrototypeStatus, error_responses
 from cotiza.dashboard_worker import DashboardWorkerStatus
 from cotiza.feed_runner import RunnerState
@@ -139,10 +140,10 @@ async def last_params(services: ServicesDep) -> LastParams:
 
 
 @router.post("/cotizaciones/reconnect_rofex", responses=error_responses(401, 422))
-async def reconnect_rofex(services: ServicesDep, _: TokenDep) -> ControlReply:
-    """Reconnect the feed (restart it with its last instruments); it ends running."""
-    await services.feed.restart()
-    return {"status": "success", "message": "feed reconnected", **services.feed.status()}
+async def reconnect_rofex(services: ServicesDep, response: Response, _: TokenDep) -> ControlReply:
+    """Reconnect the feed: exactly ``/cotizaciones/reiniciar`` with its last instruments (in
+    cluster mode, through the leader); it ends running."""
+    return await control.reiniciar(services, response, None, None)
 
 
 # --- a WebSocket console ---------------------------------------------------------------------
