@@ -23,7 +23,11 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cotiza.errors import ConfigurationError
+<<<<<<< HEAD
 from cotiza.settings_bounds import check_field, check_sqlite_path
+=======
+from cotiza.origins import validate as validate_origins
+>>>>>>> main
 from cotiza.settings_parts import (
     BACKPLANE_RE,
     LOOPBACK,
@@ -152,7 +156,9 @@ class Settings(BaseSettings):
     ws_max_frame_bytes: int = Field(64 * 1024, ge=256)
     ws_rate_limit: float = Field(20.0, gt=0)
     ws_rate_burst: int = Field(40, ge=1)
-    ws_keepalive_interval: float = Field(30.0, gt=0)
+    ws_keepalive_interval: float = Field(30.0, gt=0)  # protocol-level pings (dead peers)
+    ws_idle_ping_after: float = Field(300.0, gt=0)  # the JSON ``ping`` after client silence
+    ws_broadcast_grace: float = Field(1.0, ge=0, le=60)  # silent new client: every tick after
     ws_impl: WsImpl = WsImpl.WEBSOCKETS_SANSIO
     ws_compression: bool = False  # permessage-deflate, for clients that offer it
 
@@ -216,10 +222,18 @@ class Settings(BaseSettings):
     def _csv(cls, value: Any) -> Any:
         return split_csv(value)
 
+<<<<<<< HEAD
     @field_validator("*")
     @classmethod
     def _checked(cls, value: Any, info: ValidationInfo) -> Any:  # settings_bounds
         return check_field(info.field_name or "", value, info.data)
+=======
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        # http://host:port entries, or "*" (any origin, explicitly); see cotiza.origins.
+        return validate_origins(value)
+>>>>>>> main
 
     @field_validator("telegram_chat_ids", mode="before")
     @classmethod

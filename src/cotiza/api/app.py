@@ -10,15 +10,19 @@ from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from typing_extensions import TypedDict
 
 from cotiza import __version__
+from cotiza.api.cors import PolicyCORSMiddleware
 from cotiza.api.deps import ServicesDep
+<<<<<<< HEAD
 from cotiza.api.docs import mount_docs
 from cotiza.api.routes import alerts, auth, control, health, quotes, ratios, ws
+=======
+from cotiza.api.routes import alerts, auth, compat, control, health, quotes, ratios, ws
+>>>>>>> main
 from cotiza.errors import (
     ClusterError,
     ConflictError,
@@ -29,6 +33,7 @@ from cotiza.errors import (
     StorageError,
 )
 from cotiza.metrics import render_metrics
+from cotiza.origins import OriginPolicy
 from cotiza.service import Services, run_services
 from cotiza.settings import Settings
 from cotiza.ws.transport import TransportMiddleware
@@ -86,13 +91,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.runtime = runtime
     app.state.settings = settings
 
-    if settings.allowed_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.allowed_origins,
-            allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "X-API-Token"],
-        )
+    # One origin rule (ALLOWED_ORIGINS) for CORS, WebSockets and state-changing requests.
+    origins = OriginPolicy(settings.allowed_origins)
+    app.state.origins = origins
+    app.add_middleware(PolicyCORSMiddleware, policy=origins)
 
     @app.exception_handler(CotizaError)
     async def _cotiza_error(_: Request, exc: CotizaError) -> JSONResponse:
@@ -106,6 +108,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(quotes.router)
     app.include_router(ratios.router)
     app.include_router(alerts.router)
+    app.include_router(compat.router)
     app.include_router(ws.router)
     if settings.debug_faults:  # only with COTIZA_ENV=test on loopback (see Settings)
         from cotiza.api.routes import debug

@@ -170,17 +170,17 @@ class Database:
         self._on_ready.append(callback)
 
     async def _retry_start(self) -> None:
-        delay, attempt = 1.0, 1
-        while True:
+        delay, attempt, reason = 1.0, 1, "unreachable at start-up"
+        while True:  # one line per attempt, with why it failed
             logger.warning(
-                "database %s: attempt %d failed; next attempt in %.0f s", self.url, attempt, delay
+                "database attempt %d failed (%s); next attempt in %.0f s", attempt, reason, delay
             )
             await asyncio.sleep(delay)
             attempt += 1
             try:
                 await self.start()
             except StorageError as exc:
-                logger.debug("database start attempt failed: %s", exc)
+                reason = str(exc)
                 delay = min(self._retry_max, delay * 2)
                 continue
             logger.info("database %s answered after %d attempt(s)", self.url, attempt)
