@@ -20,14 +20,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from cotiza.errors import ConfigurationError
-<<<<<<< HEAD
-from cotiza.settings_bounds import check_field, check_sqlite_path
-=======
 from cotiza.origins import validate as validate_origins
->>>>>>> main
+from cotiza.settings_bounds import CheckedSettings
 from cotiza.settings_parts import (
     BACKPLANE_RE,
     LOOPBACK,
@@ -57,7 +54,7 @@ __all__ = [
 ]
 
 
-class Settings(BaseSettings):
+class Settings(CheckedSettings):
     """Every knob of the service. Field names map to upper-case environment variables."""
 
     model_config = SettingsConfigDict(
@@ -90,9 +87,6 @@ class Settings(BaseSettings):
     write_retry_base: float = Field(0.5, gt=0)
     write_retry_max: float = Field(10.0, gt=0)
     write_drop_log_interval: float = Field(10.0, gt=0)  # at most one "queue full" line per
-    write_drop_window: float = Field(60.0, gt=0)  # health judges ticks dropped this recently
-    write_sample_buffer: int = Field(50_000, ge=1)  # samples kept beyond the queue in an outage
-    database_connect_timeout: float = Field(10.0, gt=0)  # PostgreSQL connect; start-up x3
     sqlite_busy_timeout: float = Field(5.0, gt=0)  # how long SQLite waits for a writer's lock
     demo_history_days: int = Field(0, ge=0, le=365)
 
@@ -222,18 +216,11 @@ class Settings(BaseSettings):
     def _csv(cls, value: Any) -> Any:
         return split_csv(value)
 
-<<<<<<< HEAD
-    @field_validator("*")
-    @classmethod
-    def _checked(cls, value: Any, info: ValidationInfo) -> Any:  # settings_bounds
-        return check_field(info.field_name or "", value, info.data)
-=======
     @field_validator("allowed_origins")
     @classmethod
     def _origins(cls, value: list[str]) -> list[str]:
         # http://host:port entries, or "*" (any origin, explicitly); see cotiza.origins.
         return validate_origins(value)
->>>>>>> main
 
     @field_validator("telegram_chat_ids", mode="before")
     @classmethod
@@ -294,7 +281,6 @@ class Settings(BaseSettings):
             value = "postgresql+asyncpg://" + value.split("://", 1)[1]
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("expected sqlite+aiosqlite:///PATH or postgresql+asyncpg://...")
-        check_sqlite_path(value)
         return value
 
     @field_validator("primary_env")

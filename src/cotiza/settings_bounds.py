@@ -17,6 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings
+
 MINUTE = 60.0
 HOUR = 3600.0
 DAY = 86400.0
@@ -78,6 +81,8 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "ws_rate_limit": (0.001, 1_000_000),
     "ws_rate_burst": (1, 1_000_000),
     "ws_keepalive_interval": (0.05, DAY),
+    "ws_idle_ping_after": (0.05, DAY),
+    "ws_broadcast_grace": (0, MINUTE),
     "alert_webhook_timeout": (0.01, HOUR),
     "alert_webhook_attempts": (1, 50),
     "alert_retry_base": (0.001, HOUR),
@@ -148,20 +153,6 @@ def check_host(value: str) -> str:
     return value
 
 
-# scheme://host[:port], no path; "*" for any origin.
-_ORIGIN_RE = re.compile(r"^(?:https?://(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9*._-]+)(?::\d{1,5})?|\*)$")
-
-
-def check_origins(origins: list[str]) -> list[str]:
-    """ALLOWED_ORIGINS: each an origin such as ``https://example.com:8443`` (or ``*``)."""
-    for origin in origins:
-        if not _ORIGIN_RE.match(origin):
-            raise ValueError(
-                f"expected origins such as https://example.com or http://host:8080, got {origin!r}"
-            )
-    return [origin.rstrip("/") for origin in origins]
-
-
 def check_sqlite_path(url: str) -> None:
     """A SQLite file URL that can be created: not a directory, under a writable directory.
 
@@ -210,8 +201,22 @@ def check_field(name: str, value: Any, others: Mapping[str, Any]) -> Any:
     check_bounds(name, value)
     if name == "host":
         return check_host(value)
-    if name == "allowed_origins":
-        return check_origins(value)
+    if name == "database_url":
+        check_sqlite_path(value)
     if name == "feed_instruments" and str(others.get("feed")) == "sim":
         return check_sim_instruments(value)
     return value
+
+
+class CheckedSettings(BaseSettings):
+    """The base of ``Settings``: the checks above on every field, and the storage-outage
+    knobs (kept here so that ``settings.py`` stays small)."""
+
+    write_drop_window: float = Field(60.0, gt=0)  # health judges ticks dropped this recently
+    write_sample_buffer: int = Field(50_000, ge=1)  # samples kept beyond the queue in an outage
+    database_connect_timeout: float = Field(10.0, gt=0)  # PostgreSQL connect; start-up x3
+
+    @field_validator("*")
+    @classmethod
+    def _checked(cls, value: Any, info: ValidationInfo) -> Any:
+        return check_field(info.field_name or "", value, info.data)

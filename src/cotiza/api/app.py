@@ -17,12 +17,8 @@ from typing_extensions import TypedDict
 from cotiza import __version__
 from cotiza.api.cors import PolicyCORSMiddleware
 from cotiza.api.deps import ServicesDep
-<<<<<<< HEAD
 from cotiza.api.docs import mount_docs
-from cotiza.api.routes import alerts, auth, control, health, quotes, ratios, ws
-=======
 from cotiza.api.routes import alerts, auth, compat, control, health, quotes, ratios, ws
->>>>>>> main
 from cotiza.errors import (
     ClusterError,
     ConflictError,
