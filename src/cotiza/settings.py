@@ -102,6 +102,7 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     port: int = Field(8000, ge=0, le=65535)
     api_token: SecretStr | None = None
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, le=1024**3)  # larger bodies get 413
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Storage.
@@ -244,6 +245,14 @@ class Settings(BaseSettings):
     @classmethod
     def _chat_ids(cls, value: Any) -> Any:
         return _split_csv(value)
+
+    @field_validator("api_token")
+    @classmethod
+    def _api_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty token would let an empty ``?token=`` through: unset it to run without one.
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("must not be empty (unset API_TOKEN to run without a token)")
+        return value
 
     @field_validator("telegram_bot_token")
     @classmethod

@@ -17,6 +17,7 @@ from typing_extensions import TypedDict
 
 from cotiza import __version__
 from cotiza.api.deps import ServicesDep
+from cotiza.api.guard import RequestGuard
 from cotiza.api.routes import alerts, auth, control, health, quotes, ratios, ws
 from cotiza.errors import (
     ConflictError,
@@ -122,5 +123,6 @@ def create_app(settings: Settings) -> FastAPI:
         return Response(html, media_type="text/html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", RevalidatedStaticFiles(directory=str(static)), name="static")
+    app.add_middleware(RequestGuard, settings=settings)
     app.add_middleware(TransportMiddleware)
     return app

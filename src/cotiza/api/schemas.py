@@ -139,6 +139,12 @@ class DrainReply(TypedDict):
     closed: int
 
 
+class UndrainReply(TypedDict):
+    status: Literal["success"]
+    draining: bool  # always false after an undrain
+    undone: bool  # false when the service was not draining
+
+
 # --- quotes and ratios ------------------------------------------------------------------
 
 

@@ -123,6 +123,10 @@ class Hub:
         """Turn new clients away (shutdown, or a drain before a planned restart)."""
         self._accepting = False
 
+    def resume_accepting(self) -> None:
+        """Take new clients again (a drain undone)."""
+        self._accepting = True
+
     def can_admit(self) -> bool:
         return self._accepting and len(self.connections) < self.settings.max_websocket_connections
 

@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, assert_never
 from urllib.parse import urlsplit
 
+from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket
 
 from cotiza.ws import frames
@@ -69,8 +70,11 @@ class TokenBucket:
         return True
 
 
-def origin_allowed(ws: WebSocket, allowed: list[str]) -> bool:
-    """Browsers send ``Origin``; accept same-host pages and the configured origins."""
+def origin_allowed(ws: HTTPConnection, allowed: list[str]) -> bool:
+    """Browsers send ``Origin``; accept same-host pages and the configured origins.
+
+    The one rule for WebSocket handshakes and state-changing HTTP requests alike.
+    """
     origin = ws.headers.get("origin")
     if origin is None or "*" in allowed:
         return True

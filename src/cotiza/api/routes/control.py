@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from cotiza.api.deps import ServicesDep, TokenDep
-from cotiza.api.schemas import ControlReply, DrainReply, error_responses
+from cotiza.api.schemas import ControlReply, DrainReply, UndrainReply, error_responses
 
 router = APIRouter(prefix="/cotizaciones", tags=["control"])
 
@@ -60,3 +60,10 @@ admin = APIRouter(prefix="/admin", tags=["control"])
 async def drain(services: ServicesDep, _: TokenDep) -> DrainReply:
     """Close every WebSocket client with 1012 before a planned restart; refuse new ones."""
     return {"status": "success", "closed": await services.drain()}
+
+
+@admin.post("/undrain", responses=error_responses(401))
+async def undrain(services: ServicesDep, _: TokenDep) -> UndrainReply:
+    """Undo a drain: accept WebSocket clients again and pass readiness."""
+    undone = services.undrain()
+    return {"status": "success", "draining": services.draining, "undone": undone}

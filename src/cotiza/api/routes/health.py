@@ -7,7 +7,7 @@ import time
 
 from fastapi import APIRouter, Response
 
-from cotiza.api.deps import ServicesDep
+from cotiza.api.deps import ServicesDep, TokenDep
 from cotiza.api.schemas import (
     BasicHealth,
     DetailedHealth,
@@ -15,6 +15,7 @@ from cotiza.api.schemas import (
     HealthReport,
     ServiceStatus,
     WebSocketStatus,
+    error_responses,
 )
 from cotiza.health import Scope, Status, overall, ready, render
 from cotiza.monitor.ledger import monitor_summary
@@ -117,8 +118,8 @@ async def status(services: ServicesDep) -> ServiceStatus:
     }
 
 
-@router.get("/cotizaciones/websocket_status")
-async def websocket_status(services: ServicesDep) -> WebSocketStatus:
+@router.get("/cotizaciones/websocket_status", responses=error_responses(401))
+async def websocket_status(services: ServicesDep, _: TokenDep) -> WebSocketStatus:
     """Connection counts, every connection's subscriptions and traffic, and hub counters."""
     hub = services.hub
     return {
