@@ -106,6 +106,7 @@ class Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
+            check_bound_sockets(self, self.runtime)
             config = self.config
             log.info(
                 "WebSocket write path: %s",
@@ -119,6 +120,19 @@ class Server(uvicorn.Server):
         if services is not None:
             await services.close_clients()
         await super().shutdown(sockets)
+
+
+def listening_sockets(server: uvicorn.Server) -> list[socket.socket]:
+    """The sockets ``server`` really listens on (whatever HOST said)."""
+    return [sock for s in server.servers for sock in (s.sockets or ())]
+
+
+def check_bound_sockets(server: uvicorn.Server, runtime: Runtime) -> None:
+    """With DEBUG_FAULTS on, open the fault routes only if every listening socket is loopback."""
+    if runtime.debug_faults:
+        from cotiza.api.routes.debug import confirm_loopback
+
+        confirm_loopback(runtime, listening_sockets(server))
 
 
 def uvicorn_config(app: Any, settings: Settings) -> uvicorn.Config:

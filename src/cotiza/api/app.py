@@ -54,6 +54,8 @@ class Runtime:
     """Where the process (not a request) finds the running services, e.g. to drain."""
 
     services: Services | None = None
+    debug_faults: bool = False  # DEBUG_FAULTS asked for; its routes open only once
+    debug_faults_open: bool = False  # the server's real sockets are known to be loopback
 
 
 class RevalidatedStaticFiles(StaticFiles):
@@ -66,7 +68,7 @@ class RevalidatedStaticFiles(StaticFiles):
 
 
 def create_app(settings: Settings) -> FastAPI:
-    runtime = Runtime()
+    runtime = Runtime(debug_faults=settings.debug_faults)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[LifespanState]:
