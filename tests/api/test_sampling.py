@@ -84,8 +84,7 @@ async def test_quotes_from_before_a_restart_are_never_sampled(
         await wait_for(
             lambda: stored_since(live, 0.0, mep), timeout=30, message="MEP samples before"
         )
-        old_al30d = services.cache.get(AL30D)
-        assert old_al30d is not None
+        assert services.cache.get(AL30D) is not None
 
         response = await http.post(
             "/cotizaciones/iniciar", json={"instrumentos": [AL30, GD30, GD30D]}
@@ -94,6 +93,10 @@ async def test_quotes_from_before_a_restart_are_never_sampled(
         await wait_for(lambda: services.feed.live_since is not None, message="feed connected")
         live_since = services.feed.live_since
         assert live_since is not None
+        # Read AL30D's quote once the new connection is up: until the old session stopped,
+        # its ticks could still replace it.
+        old_al30d = services.cache.get(AL30D)
+        assert old_al30d is not None
         await wait_for(
             lambda: stored_since(live, live_since, gd), timeout=30, message="GD30 samples after"
         )

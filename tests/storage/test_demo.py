@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Integer, func, select
 
+from cotiza.feeds.sim import SimFeed
 from cotiza.models import RatioPair, RatioSample
 from cotiza.settings import Settings
 from cotiza.storage.database import Database
-from cotiza.storage.demo import DAY, backfill_demo_history
+from cotiza.storage.demo import DAY, backfill_demo, backfill_demo_history
 from cotiza.storage.repository import Repository
 from cotiza.storage.tables import ratio_days, ratio_hours, ratio_minutes, ratio_samples
 from cotiza.storage.writer import Writer
@@ -161,3 +162,45 @@ async def test_backfill_joins_the_first_stored_sample(
     assert (stored_t, stored) == (NOW - 3600, 1234.5)
     assert before_t < stored_t
     assert before == pytest.approx(1234.5, rel=1e-12)
+
+
+async def test_demo_bid_and_ask_join_the_live_simulator(
+    database: Database, make_settings: Callable[..., Settings]
+) -> None:
+    """The demo history's bid/ask spread matches the live simulator's, pair by pair.
+
+    Otherwise the chart's bid and ask lines would jump apart (or together) where the
+    history meets the live data, although the mid joins exactly.
+    """
+    settings = make_settings(demo_history_days=1)
+    repo = Repository(database)
+    assert await backfill_demo(settings, database, repo) > 0
+    pairs = await repo.list_pairs(active_only=True)
+
+    market = SimFeed(settings).select()
+    latest = {q.symbol: q for q in market.snapshot()}
+    live: dict[int, list[float]] = {pair.id: [] for pair in pairs}
+    for index, tick in enumerate(market.generate(60_000)):
+        latest[tick.symbol] = tick
+        if index % 20:
+            continue
+        for pair in pairs:
+            base, quote = latest.get(pair.base), latest.get(pair.quote)
+            if base is None or quote is None or not (base.bid and base.offer):
+                continue
+            if not (quote.bid and quote.offer and base.mid and quote.mid):
+                continue
+            bid, ask = base.bid / quote.offer, base.offer / quote.bid
+            live[pair.id].append((ask - bid) / (2 * base.mid / quote.mid))
+
+    s = ratio_samples.c
+    checked = 0
+    for pair in pairs:
+        if not live[pair.id]:
+            continue
+        relative = (s.ask_ratio - s.bid_ratio) / (2 * s.mid_ratio)
+        demo = await _scalar(database, select(func.avg(relative)).where(s.pair_id == pair.id))
+        expected = sum(live[pair.id]) / len(live[pair.id])
+        assert demo == pytest.approx(expected, rel=0.25), pair.name
+        checked += 1
+    assert checked >= 3

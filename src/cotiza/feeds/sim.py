@@ -295,6 +295,15 @@ class SimMarket:
         )
 
 
+def nominal_half_spread(symbol: str) -> float | None:
+    """The simulator's typical half-spread of ``symbol`` as a fraction of its price.
+
+    Each quote draws its half-spread between 0.5x and 1.5x of this; None for unknown symbols.
+    """
+    spec = _SPECS.get(symbol)
+    return None if spec is None else spec.half_spread
+
+
 class SimFeed(Feed):
     """The simulator behind ``FEED=sim``: ``SIM_TICKS_PER_SECOND`` ticks across instruments."""
 

@@ -33,6 +33,8 @@ _LONG, _SHORT = 180, 60
 # stationary deviation, reverting within a few hours.
 _REVERSION_PER_MINUTE = 0.002
 _VOLATILITY_PER_MINUTE = 0.0008
+# Typical half-spread of a ratio, as a fraction of its mid, when the caller knows no better.
+DEFAULT_HALF_SPREAD = 0.00065
 
 
 class _Window:
@@ -66,14 +68,21 @@ class _Window:
 
 
 def simulate_rows(
-    pair_id: int, level: float, first: float, end: float, step: float, rng: random.Random
+    pair_id: int,
+    level: float,
+    first: float,
+    end: float,
+    step: float,
+    rng: random.Random,
+    half_spread: float = DEFAULT_HALF_SPREAD,
 ) -> Iterator[tuple[float | None, ...]]:
     """Rows (in ``COLUMNS`` order) at ``first, first + step, ...`` before ``end``.
 
     The mid follows a mean-reverting walk around ``level`` that *ends* at ``level``, so
     the history joins whatever continues it (the live simulator, or stored samples)
-    without a jump; bid and ask sit a random spread below and above it; indicators use
-    the same windows as the live engine.
+    without a jump; bid and ask sit 0.5x to 1.5x of ``half_spread`` (a fraction of the
+    mid) below and above it, as the simulator's quotes do; indicators use the same
+    windows as the live engine.
     """
     minutes = step / MINUTE
     reversion = min(_REVERSION_PER_MINUTE * minutes, 0.5)
@@ -84,9 +93,9 @@ def simulate_rows(
     deviations = joining_walk(count, reversion, volatility, rng)
     for index, deviation in enumerate(deviations):
         mid = level * math.exp(deviation)
-        half_spread = mid * rng.uniform(0.0003, 0.001)
-        bid, ask = mid - half_spread, mid + half_spread
-        last = mid + half_spread * rng.uniform(-0.9, 0.9) if rng.random() > 0.05 else None
+        half = mid * half_spread * rng.uniform(0.5, 1.5)
+        bid, ask = mid - half, mid + half
+        last = mid + half * rng.uniform(-0.9, 0.9) if rng.random() > 0.05 else None
         for window, value in ((mids, mid), (short, mid), (bids, bid), (asks, ask)):
             window.push(value)
         sma = mids.mean()
@@ -137,11 +146,14 @@ async def backfill_demo_history(
     step: float = 60.0,
     *,
     field: str = "mid_ratio",
+    half_spreads: Mapping[int, float] | None = None,
 ) -> int:
     """Write ``days`` days of simulated samples per pair, with their aggregates of ``field``.
 
     A pair is skipped when it has no level or already has samples older than a day; the
-    simulated history ends where the stored one begins. Returns the sample rows written.
+    simulated history ends where the stored one begins. ``half_spreads`` gives a pair's
+    typical bid/ask half-spread as a fraction of its mid (``DEFAULT_HALF_SPREAD`` if
+    absent). Returns the sample rows written.
     """
     if not math.isfinite(step) or step <= 0:
         raise InvalidRequestError("step must be a positive number of seconds")
@@ -168,7 +180,8 @@ async def backfill_demo_history(
             level = await _first_value(database, pair.id, field, oldest) or level
         first = math.ceil((end - days * DAY) / step) * step
         rng = random.Random(f"{seed}:{pair.base}:{pair.quote}:{pair.client_id}")
-        rows = simulate_rows(pair.id, level, first, end, step, rng)
+        spread = (half_spreads or {}).get(pair.id, DEFAULT_HALF_SPREAD)
+        rows = simulate_rows(pair.id, level, first, end, step, rng, spread)
         async with database.engine.begin() as conn:
             written += await _insert_rows(conn, rows)
             for size, table in LEVELS:
@@ -181,19 +194,25 @@ async def backfill_demo(settings: Settings, database: Database, repository: Repo
     """``DEMO_HISTORY_DAYS`` of history for the default pairs, joined to the simulator's levels.
 
     Levels come from the simulator's opening quotes, so the history ends where the live
-    data starts. Returns the sample rows written.
+    data starts, and each pair's spread from its legs' typical spreads (a ratio of bid over
+    offer is about the two legs' relative half-spreads wider on each side), so the bid and
+    ask lines join too. Returns the sample rows written.
     """
-    from cotiza.feeds.sim import SimFeed
+    from cotiza.feeds.sim import SimFeed, nominal_half_spread
 
     await repository.seed_pairs(DEFAULT_PAIRS)
     pairs = await repository.list_pairs(active_only=True)
     sim = SimFeed(settings)
     quotes = {q.symbol: q for q in sim.select(sim.catalogue()).snapshot()}
     levels: dict[int, float] = {}
+    spreads: dict[int, float] = {}
     for pair in pairs:
         base, quote = quotes.get(pair.base), quotes.get(pair.quote)
         if base and quote and base.mid and quote.mid:
             levels[pair.id] = pair.factor * base.mid / quote.mid
+        legs = nominal_half_spread(pair.base), nominal_half_spread(pair.quote)
+        if legs[0] is not None and legs[1] is not None:
+            spreads[pair.id] = legs[0] + legs[1]
     written = await backfill_demo_history(
         database,
         pairs,
@@ -202,6 +221,7 @@ async def backfill_demo(settings: Settings, database: Database, repository: Repo
         time.time(),
         settings.sim_seed,
         field=settings.ratio_field.value,
+        half_spreads=spreads,
     )
     logger.info("demo history: %d samples written", written)
     return written
