@@ -74,6 +74,9 @@ class GuestServer:
             return
         self.server = server
         self._warn_about_options(server)
+        from cotiza.slow_clients import guard_server
+
+        guard_server(server.config, self.runtime.request_timeout)
         self._loop = asyncio.get_running_loop()
         if self.runtime.debug_faults:  # the sockets are bound after the lifespan starts
             self._bind_check = self._loop.create_task(self._check_sockets(server))

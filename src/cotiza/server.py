@@ -20,6 +20,7 @@ from cotiza.api.app import Runtime, create_app
 from cotiza.logs import configure_logging
 from cotiza.sdnotify import Watchdog
 from cotiza.settings import Settings
+from cotiza.slow_clients import guard_server
 from cotiza.stackdump import stack_dumps_on_signal
 from cotiza.ws.transport import describe_write_path, forget_exit_signals
 
@@ -104,6 +105,7 @@ class Server(uvicorn.Server):
         forget_exit_signals(self)  # a requested, completed shutdown exits 0
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        guard_server(self.config, self.runtime.request_timeout)
         await super().startup(sockets)
         if self.started:
             check_bound_sockets(self, self.runtime)

@@ -54,6 +54,7 @@ class Runtime:
     """Where the process (not a request) finds the running services, e.g. to drain."""
 
     services: Services | None = None
+    request_timeout: float = 10.0  # WEBSOCKET_TIMEOUT: a request or handshake must be complete
     debug_faults: bool = False  # DEBUG_FAULTS asked for; its routes open only once
     debug_faults_open: bool = False  # the server's real sockets are known to be loopback
 
@@ -68,7 +69,9 @@ class RevalidatedStaticFiles(StaticFiles):
 
 
 def create_app(settings: Settings) -> FastAPI:
-    runtime = Runtime(debug_faults=settings.debug_faults)
+    runtime = Runtime(
+        request_timeout=settings.websocket_timeout, debug_faults=settings.debug_faults
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[LifespanState]:
