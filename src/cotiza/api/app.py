@@ -18,6 +18,7 @@ from typing_extensions import TypedDict
 from cotiza import __version__
 from cotiza.api.deps import ServicesDep
 from cotiza.api.guard import RequestGuard
+from cotiza.api.openapi import install_openapi
 from cotiza.api.routes import alerts, auth, control, health, quotes, ratios, ws
 from cotiza.errors import (
     ConflictError,
@@ -85,6 +86,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="cotiza", version=__version__, lifespan=lifespan)
     app.state.runtime = runtime
     app.state.settings = settings
+    install_openapi(app)
 
     if settings.allowed_origins:
         app.add_middleware(
