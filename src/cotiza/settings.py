@@ -173,6 +173,8 @@ class Settings(BaseSettings):
 
     # WebSocket hub.
     ws_queue_size: int = Field(1024, ge=8)
+    ws_max_pending_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024)  # per client, queued+unsent
+    ws_max_subscriptions: int = Field(1000, ge=1)  # instruments one connection may follow
     ws_send_buffer: int = Field(64 * 1024, ge=4096)
     ws_max_frame_bytes: int = Field(64 * 1024, ge=256)
     ws_rate_limit: float = Field(20.0, gt=0)

@@ -206,8 +206,15 @@ class Session:
         self.conn.send(frames.pong())
 
     async def subscribe(self, command: Subscribe) -> None:
-        symbols = list(command.instruments)
+        symbols = list(dict.fromkeys(command.instruments))
         services = self.services
+        limit = services.settings.ws_max_subscriptions
+        following = set(services.hub.instruments_of(self.conn))
+        if len(following) + sum(1 for s in symbols if s not in following) > limit:
+            raise CommandError(
+                f"subscription limit reached: at most {limit} instruments per connection "
+                f"(following {len(following)}); nothing was subscribed"
+            )
         services.hub.subscribe_instruments(self.conn, symbols)
         known = set(services.feed.instruments) | set(services.cache.symbols())
         self.conn.send(frames.subscribed(symbols, [s for s in symbols if s not in known]))
