@@ -58,9 +58,15 @@ async def test_times_are_market_time_in_a_utc_browser(
     await expect(chart).to_have_attribute("data-resolution", "10")
     await expect(chart).to_have_attribute("data-x-ticks", re.compile(r"\d\d:\d\d"))
     ticks = await chart.get_attribute("data-x-ticks") or ""
-    labels = sorted(re.findall(r"(\d\d):(\d\d)", ticks))
+    labels = re.findall(r"(\d\d):(\d\d)", ticks)
     now = dt.datetime.now(BA)
-    latest = now.replace(hour=int(labels[-1][0]), minute=int(labels[-1][1]))
+
+    def last_at(hour: str, minute: str) -> dt.datetime:
+        """The latest BA time at or before now showing this clock time (across midnight)."""
+        at = now.replace(hour=int(hour), minute=int(minute), second=0, microsecond=0)
+        return at if at <= now else at - dt.timedelta(days=1)
+
+    latest = max(last_at(hour, minute) for hour, minute in labels)
     # Round ticks over the last hour, in BA time: the newest is within the hour before now.
     assert dt.timedelta(0) <= now - latest <= dt.timedelta(minutes=61), (ticks, now)
     assert all(int(minute) % 5 == 0 for _, minute in labels), ticks

@@ -1,5 +1,6 @@
 // The dashboard page: wires the WebSocket, the REST polls, the token and the panels together.
 
+import { AlertsPanel } from "./alerts.js";
 import { AuthPrompt, checkToken, TokenStore } from "./auth.js";
 import { RatioChart } from "./chart.js";
 import { Channel, ConnState } from "./connection.js";
@@ -87,6 +88,12 @@ class App {
       onToken: (token) => this.tokenChanged(token),
       onAction: () => this.poll(),
     });
+    this.alerts = new AlertsPanel({
+      root: byTestId("alerts-section"),
+      dialog: byTestId("confirm-dialog"),
+      store: this.store,
+      onNeedToken: () => this.askToken(),
+    });
     this.channel = new Channel({
       url: wsUrl(this.store.get()),
       onMessage: (message) => this.dispatch(message),
@@ -108,11 +115,16 @@ class App {
 
   async start() {
     // A stored token that the service no longer accepts is dropped before it is used.
-    const verdict = await checkToken(this.store.get());
+    const stored = this.store.get();
+    const verdict = await checkToken(stored);
     if (verdict === "invalid") {
-      if (this.store.get()) this.controls.setToken("", false);
+      if (stored) this.controls.setToken("", false);
       this.auth.show();
     }
+    // Without a token, "valid" means the service needs none: alerts may be written freely.
+    const required = verdict === "invalid" ? true : verdict === "valid" && !stored ? false : null;
+    this.alerts.setTokenRequired(required);
+    this.alerts.load();
     this.channel.start();
     this.poll();
     setInterval(() => this.statusBar.refresh(), 250);
@@ -126,6 +138,8 @@ class App {
     this.subscribed = new Set();
     this.channel.send({ type: "subscribe_ratios", pairs: "all" });
     this.channel.send({ type: "dashboard_subscribe" });
+    this.channel.send({ type: "subscribe_alerts" });
+    this.alerts.load(); // the firings missed while disconnected, and the rules' state
     this.subscribe(this.knownSymbols);
     this.refreshSymbols();
     if (this.chart.pairId !== null && this.chart.following) this.chart.setRange(this.chart.range);
@@ -174,6 +188,9 @@ class App {
       case "ratio_subscribed":
         if (Array.isArray(message.pairs)) this.ratios.retain(message.pairs);
         break;
+      case "alert":
+        this.alerts.fired(message);
+        break;
       case "dashboard_data":
         this.dashboard.update(message);
         break;
@@ -217,6 +234,7 @@ class App {
     if (statusBody && setMarketZone(statusBody.market_tz)) this.relabel();
     this.statusBar.setServiceStatus(statusBody, healthBody);
     if (Array.isArray(statusBody?.instruments)) this.subscribe(statusBody.instruments);
+    this.alerts.loadRules(); // a rule re-arms without a frame: its state comes from here
     // The service answers again: reconnect now rather than when the backoff says so.
     if (statusOk && [ConnState.RECONNECTING, ConnState.CONNECTING].includes(this.channel.state)) {
       this.channel.retryNow();
@@ -229,8 +247,16 @@ class App {
     this.chart.open(item, row);
   }
 
+  /** The page's token prompt, in sight and focused (from the alerts panel). */
+  askToken() {
+    this.auth.show();
+    byTestId("auth-prompt").scrollIntoView({ block: "center" });
+    this.auth.form.input.focus();
+  }
+
   tokenChanged(token) {
     this.channel.setUrl(wsUrl(token));
+    this.alerts.tokenChanged();
     if (token) this.auth.hide();
     if (this.channel.state === ConnState.UNAUTHORIZED) this.channel.retryNow();
   }
@@ -244,6 +270,7 @@ class App {
     this.health.relabel();
     this.controls.relabel();
     this.auth.relabel();
+    this.alerts.relabel();
   }
 }
 

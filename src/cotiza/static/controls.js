@@ -3,7 +3,7 @@
 // language, not the server's English.
 
 import { TokenForm } from "./auth.js";
-import { byTestId, fetchJson } from "./dom.js";
+import { askConfirm, byTestId, fetchJson } from "./dom.js";
 import { t } from "./i18n.js";
 
 const ACTIONS = { start: "iniciar", stop: "detener", restart: "reiniciar" };
@@ -62,19 +62,10 @@ export class FeedControls {
 
   /** Ask in a modal dialog, in the page's language; resolves true on "yes". */
   confirm(action) {
-    const dialog = this.dialog;
-    byTestId("confirm-text", dialog).textContent = t(`controls.confirm.${action}`);
-    byTestId("confirm-yes", dialog).textContent = t(`controls.confirm.${action}_yes`);
-    byTestId("confirm-no", dialog).textContent = t("controls.confirm.no");
-    return new Promise((resolve) => {
-      const done = () => {
-        dialog.removeEventListener("close", done);
-        resolve(dialog.returnValue === "yes");
-      };
-      dialog.returnValue = "";
-      dialog.addEventListener("close", done);
-      dialog.showModal();
-      byTestId("confirm-no", dialog).focus();
+    return askConfirm(this.dialog, {
+      text: t(`controls.confirm.${action}`),
+      yes: t(`controls.confirm.${action}_yes`),
+      no: t("controls.confirm.no"),
     });
   }
 

@@ -158,9 +158,30 @@ export async function fetchJson(url, { timeout = 8000, ...options } = {}) {
   try {
     const response = await fetch(url, { ...options, signal: controller.signal });
     const type = response.headers.get("content-type") ?? "";
-    const body = type.includes("json") ? await response.json() : null;
+    // A 204 has no body, whatever its content type says.
+    const body = type.includes("json") && response.status !== 204 ? await response.json() : null;
     return { ok: response.ok, status: response.status, body };
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * Ask in the page's modal confirmation dialog; resolves true on "yes". The "no" button has
+ * the focus, so Enter or Escape never confirm by accident.
+ */
+export function askConfirm(dialog, { text, yes, no }) {
+  byTestId("confirm-text", dialog).textContent = text;
+  byTestId("confirm-yes", dialog).textContent = yes;
+  byTestId("confirm-no", dialog).textContent = no;
+  return new Promise((resolve) => {
+    const done = () => {
+      dialog.removeEventListener("close", done);
+      resolve(dialog.returnValue === "yes");
+    };
+    dialog.returnValue = "";
+    dialog.addEventListener("close", done);
+    dialog.showModal();
+    byTestId("confirm-no", dialog).focus();
+  });
 }
