@@ -146,3 +146,21 @@ async def test_document_declares_the_token_and_error_shapes(
         assert response.headers["allow"] == "GET, POST"
         response = await http.put("/api/ratios/pairs/1", headers=auth)
         assert response.headers["allow"] == "DELETE, GET, PATCH"
+
+
+async def test_pair_factor_is_bounded(make_settings: Callable[..., Settings]) -> None:
+    """Found by schemathesis: a factor of 1e300 overflowed the indicators of every pair."""
+    async with live_service(make_settings()) as live, live.http() as http:
+        for factor in (1e300, 1e10, 1e-10, 5e-324, 0):
+            body = {"base": "GGAL", "quote": "YPFD", "factor": factor}
+            response = await http.post("/api/ratios/pairs", json=body)
+            assert response.status_code == 422, (factor, response.text)
+        response = await http.post(
+            "/api/ratios/pairs", json={"base": "GGAL", "quote": "YPFD", "factor": 1e9}
+        )
+        assert response.status_code == 201, response.text
+        pair_id = response.json()["id"]
+        response = await http.patch(f"/api/ratios/pairs/{pair_id}", json={"factor": 1e300})
+        assert response.status_code == 422
+        response = await http.patch(f"/api/ratios/pairs/{pair_id}", json={"factor": 100})
+        assert response.status_code == 200

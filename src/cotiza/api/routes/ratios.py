@@ -27,18 +27,22 @@ from cotiza.ws.frames import DashboardTable
 router = APIRouter(prefix="/api/ratios", tags=["ratios"])
 
 _SYMBOL = Field(min_length=1, max_length=128)
+# A unit multiplier (100, 0.01, ...): bounded, so that ratios and their squares stay finite
+# (a factor of 1e300 overflowed the indicators and stopped every pair's sampling).
+FACTOR_MIN, FACTOR_MAX = 1e-9, 1e9
+_FACTOR = Field(1.0, ge=FACTOR_MIN, le=FACTOR_MAX)
 
 
 class PairCreate(BaseModel):
     base: str = _SYMBOL
     quote: str = _SYMBOL
-    factor: float = Field(1.0, gt=0)
+    factor: float = _FACTOR
     client_id: str = Field("default", min_length=1, max_length=64)
     active: bool = Field(True, strict=True)
 
 
 class PairUpdate(BaseModel):
-    factor: float | None = Field(None, gt=0)
+    factor: float | None = Field(None, ge=FACTOR_MIN, le=FACTOR_MAX)
     client_id: str | None = Field(None, min_length=1, max_length=64)
     active: bool | None = Field(None, strict=True)
 
