@@ -1,19 +1,53 @@
-"""Shared fixtures: temporary databases on the real PostgreSQL server and SQLite files."""
+"""Shared fixtures: settings, a live service, temporary databases on the real PostgreSQL
+server and SQLite files."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
+from support.server import LiveService, live_service
+from support.settings import settings_factory
+
+from cotiza.settings import Settings
+
+# A test carrying none of these is marked ``quick``: ``pytest -m quick`` runs in seconds,
+# plain ``pytest`` (and ``scripts/dev test``, CI) runs everything.
+SLOW_MARKERS = ("live", "subprocess", "postgres", "browser", "cluster")
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects anything
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not any(item.get_closest_marker(name) for name in SLOW_MARKERS):
+            item.add_marker(pytest.mark.quick)
+
 
 PG_HOST = os.environ.get("COTIZA_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("COTIZA_TEST_PG_PORT", "5432"))
 PG_USER = os.environ.get("COTIZA_TEST_PG_USER", "postgres")
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """Settings for fast tests (``support.settings.fast_settings``); keywords override.
+
+    Folders whose tests need other defaults override this fixture with ``settings_factory``.
+    """
+    return settings_factory(tmp_path)
+
+
+@pytest.fixture
+async def service(make_settings: Callable[..., Settings]) -> AsyncIterator[LiveService]:
+    """The real app under uvicorn on an ephemeral port, with the closest ``make_settings``."""
+    async with live_service(make_settings()) as live:
+        yield live
+
 
 _TABLES = ("ratio_pairs", "ratio_samples", "ratio_minutes", "ratio_hours", "ticks")
 

@@ -56,10 +56,9 @@ class GuestServer:
     @staticmethod
     def find_server() -> uvicorn.Server | None:
         """The uvicorn server whose ``handle_exit`` handles SIGTERM, if that is the case."""
-        import uvicorn
+        from cotiza.ws.transport import server_handling_signal
 
-        owner = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
-        return owner if isinstance(owner, uvicorn.Server) else None
+        return server_handling_signal(signal.SIGTERM)
 
     def install(self) -> None:
         """Check the server's WebSocket options and take its SIGINT/SIGTERM; idempotent."""

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Literal
 
@@ -102,6 +103,12 @@ class DashboardWorker:
         self.starts = 0
         self.errors = 0
         self.last_error: str | None = None
+        # Cluster mode: a leader queries every interval for every node (``always``) and
+        # hands each frame to ``on_frame`` (the bus); a follower runs no query (``relay``)
+        # and gets the leader's frames through ``relay_frame``.
+        self.always = False
+        self.relay = False
+        self.on_frame: Callable[[Wire], None] | None = None
 
     @property
     def running(self) -> bool:
@@ -118,13 +125,32 @@ class DashboardWorker:
         if self.subscribers >= self.settings.dashboard_max_subscribers:
             return False
         self.hub.subscribe_dashboard(conn)
-        await self._ensure_running()
+        if not self.relay:
+            await self._ensure_running()
         return True
 
     async def unsubscribe(self, conn: Connection) -> None:
         self.hub.unsubscribe_dashboard(conn)
-        if not self.hub.dashboard_subscribers:
+        if not self.hub.dashboard_subscribers and not self.always:
             await self.stop()
+
+    async def lead(self) -> None:
+        """Cluster leader: run the query every interval, subscribers here or not."""
+        self.relay = False
+        self.always = True
+        await self._ensure_running()
+
+    async def follow(self) -> None:
+        """Cluster follower: stop querying; frames arrive through ``relay_frame``."""
+        self.always = False
+        self.relay = True
+        await self.stop()
+
+    def relay_frame(self, wire: Wire) -> None:
+        """A frame the leader published: cache it for new subscribers and push it."""
+        self.cached = wire
+        self.cached_at = time.time()
+        self.hub.publish_dashboard(wire)
 
     async def _ensure_running(self) -> None:
         async with self._lock:
@@ -182,6 +208,8 @@ class DashboardWorker:
         self.cached = wire
         self.cached_at = time.time()
         self.hub.publish_dashboard(wire)
+        if self.on_frame is not None:
+            self.on_frame(wire)
         return wire
 
     def status(self) -> DashboardWorkerStatus:

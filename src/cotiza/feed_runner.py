@@ -102,6 +102,10 @@ class FeedRunner:
         probe = self._factory(self.settings)
         return probe.catalogue()
 
+    def check_instruments(self, instruments: Sequence[str]) -> list[str]:
+        """The instruments a start would use; ``InvalidRequestError`` naming unknown ones."""
+        return self._validate(self._factory(self.settings), instruments)
+
     def _validate(self, feed: Feed, instruments: Sequence[str]) -> list[str]:
         wanted = list(dict.fromkeys(s.strip() for s in instruments if s.strip()))
         catalogue = feed.catalogue()

@@ -8,6 +8,7 @@ health endpoints ask. The grading helpers are pure.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -165,6 +166,9 @@ class HealthAssessor:
         self.lag = lag
         self.process = process
         self._extra: list[Callable[[], Check]] = []
+        # Cluster mode: True while another node holds the upstream session (this one
+        # follows the bus), so a feed that is not running here is the expected state.
+        self.following: Callable[[], bool] = lambda: False
 
     def add_check(self, check: Callable[[], Check]) -> None:
         """Also judge ``check`` (a component's own, e.g. the alert engine's) every time."""
@@ -181,8 +185,7 @@ class HealthAssessor:
                 round(lag * 1000, 2),
                 "ms",
             ),
-            self._feed_state(),
-            self._feed_staleness(now),
+            *self._shared(self._feed_state(), self._feed_staleness(now)),
             await timed_check(
                 "database:responseTime", s.health_check_timeout, self._db_check, Scope.READINESS
             ),
@@ -191,6 +194,22 @@ class HealthAssessor:
             self._memory(),
             self._connections(),
             *(check() for check in self._extra),
+        ]
+
+    def _shared(self, *checks: Check) -> list[Check]:
+        """In cluster mode the upstream feed is shared: its faults warn, never un-ready.
+
+        Every node would fail together otherwise (readiness is for node-local faults).
+        """
+        if not self.settings.cluster:
+            return list(checks)
+        return [
+            dataclasses.replace(
+                c, status=Status.WARN, output=f"shared by the cluster: {c.output or c.status}"
+            )
+            if c.status is Status.FAIL
+            else c
+            for c in checks
         ]
 
     def worker_states(self) -> dict[str, bool]:
@@ -203,6 +222,9 @@ class HealthAssessor:
 
     def _feed_state(self) -> Check:
         runner = self.feed
+        if self.following():
+            note = "following the cluster leader's feed over the backplane"
+            return Check("feed:state", Status.PASS, "follower", None, note, Scope.READINESS)
         if runner.state is RunnerState.FAILED:
             return Check(
                 "feed:state",
@@ -269,7 +291,7 @@ class HealthAssessor:
         states = self.worker_states()
         required = {k: v for k, v in states.items() if k != "dashboard_worker"}
         dead = [name for name, alive in required.items() if not alive]
-        if self.dashboard.subscribers and not self.dashboard.running:
+        if self.dashboard.subscribers and not self.dashboard.running and not self.dashboard.relay:
             dead.append("dashboard_worker")
         if dead:
             return Check("workers:running", Status.FAIL, states, None, "dead: " + ", ".join(dead))

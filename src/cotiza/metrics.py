@@ -12,6 +12,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from cotiza.cluster.health import cluster_metrics
+
 if TYPE_CHECKING:
     from cotiza.service import Services
 
@@ -85,6 +87,7 @@ class ServiceCollector(Collector):
             "dashboard_worker_running", "1 while the worker runs", float(s.dashboard.running)
         )
         yield gauge("process_rss_bytes", "Resident memory", s.process.memory_mb() * 1_048_576)
+        yield from cluster_metrics(s.cluster)
 
 
 def render_metrics(services: Services) -> bytes:

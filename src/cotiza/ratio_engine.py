@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 # Called with (pair, message) for every live ratio message published; must not block.
 RatioListener = Callable[[RatioPair, RatioFrame], None]
+# Called with every sample taken here, after it was queued for storage; must not block.
+SampleListener = Callable[[RatioSample], None]
 
 
 class RatioEngine:
@@ -70,6 +72,9 @@ class RatioEngine:
         self.publishes = 0
         self.last_sample_at: float | None = None
         self._listeners: list[RatioListener] = []
+        self._sample_listeners: list[SampleListener] = []
+        # False on a cluster follower: the leader samples, its samples arrive by apply_sample.
+        self.sampling = True
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -127,6 +132,28 @@ class RatioEngine:
     def remove_listener(self, listener: RatioListener) -> None:
         if listener in self._listeners:
             self._listeners.remove(listener)
+
+    def add_sample_listener(self, listener: SampleListener) -> None:
+        """Also hand every sample taken here to ``listener`` (the cluster bus)."""
+        if listener not in self._sample_listeners:
+            self._sample_listeners.append(listener)
+
+    def apply_sample(self, sample: RatioSample) -> bool:
+        """A sample the cluster leader took: advance the pair's window as if taken here.
+
+        False (and nothing changes) for an unknown pair or a sample not newer than the
+        last one, so a snapshot replayed after a resync never counts a sample twice.
+        """
+        window = self._windows.get(sample.pair_id)
+        last = self.last_samples.get(sample.pair_id)
+        if window is None or (last is not None and sample.asof <= last.asof):
+            return False
+        window.push(sample.values)
+        self.last_samples[sample.pair_id] = sample
+        self.last_sample_at = sample.asof
+        self._dirty.add(sample.pair_id)
+        self._dirty_event.set()
+        return True
 
     # -- live ratios ---------------------------------------------------------------
 
@@ -217,9 +244,11 @@ class RatioEngine:
             if next_at < loop.time():  # fell behind (suspended): skip, don't burst
                 next_at = loop.time() + interval
             try:
-                samples = self.take_samples(time.time())
+                samples = self.take_samples(time.time()) if self.sampling else []
                 for sample in samples:
                     await self.writer.submit_sample(sample)
+                    for listener in self._sample_listeners:
+                        listener(sample)
                 self.samples_taken += len(samples)
                 self.last_sample_at = time.time()
             except Exception:

@@ -22,7 +22,7 @@ from cotiza.sdnotify import Watchdog
 from cotiza.settings import Settings
 from cotiza.slow_clients import guard_server
 from cotiza.stackdump import stack_dumps_on_signal
-from cotiza.ws.transport import describe_write_path, forget_exit_signals
+from cotiza.ws.transport import describe_write_path, forget_exit_signals, ws_protocol_classes
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +56,8 @@ def websocket_options(settings: Settings) -> WebSocketOptions:
 
 def option_differences(config: uvicorn.Config, wanted: WebSocketOptions) -> list[str]:
     """How a loaded uvicorn configuration's WebSocket options differ from ``wanted``."""
-    from uvicorn.config import WS_PROTOCOLS
-    from uvicorn.importer import import_from_string
-
     differences = []
-    implementation = WS_PROTOCOLS.get(wanted.implementation, wanted.implementation)
-    wanted_class = import_from_string(implementation) if implementation else None
-    actual_class = getattr(config, "ws_protocol_class", None)
+    actual_class, wanted_class = ws_protocol_classes(config, wanted.implementation)
     if actual_class is not wanted_class:
         actual = getattr(actual_class, "__name__", str(actual_class))
         expected = getattr(wanted_class, "__name__", str(wanted_class))

@@ -11,16 +11,19 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from cotiza.alerts.delivery import WebhookSender
 from cotiza.alerts.engine import AlertEngine
 from cotiza.cache import QuoteCache
 from cotiza.calendar import MarketCalendar
+from cotiza.cluster.health import cluster_checks
+from cotiza.cluster.node import ClusterNode
 from cotiza.dashboard_worker import DashboardQuery, DashboardWorker
 from cotiza.feed_runner import FeedRunner
 from cotiza.health import HealthAssessor
+from cotiza.models import Quote
 from cotiza.ratio_engine import RatioEngine
 from cotiza.settings import Settings
 from cotiza.storage.alerts import AlertStore
@@ -58,6 +61,7 @@ class Services:
     alert_store: AlertStore
     alerts: AlertEngine
     bot: TelegramBot | None = None
+    cluster: ClusterNode | None = None  # None: standalone (BACKPLANE unset)
     started_at: float = field(default_factory=time.time)
     _draining: bool = field(default=False, init=False)
 
@@ -69,8 +73,12 @@ class Services:
     async def drain(self) -> int:
         """Before a planned restart: refuse new WebSocket clients, close the others with 1012.
 
-        Readiness fails from now on. Returns how many clients were closed.
+        Readiness fails from now on. A cluster leader first hands the upstream session over
+        (break before make), so a planned restart never leaves the cluster without a feed
+        for longer than a takeover. Returns how many clients were closed.
         """
+        if self.cluster is not None and await self.cluster.handover():
+            log.info("drain: upstream handed over before closing clients")
         self._draining = True
         self.hub.stop_accepting()
         return await self.hub.close_all(CLOSE_SERVICE_RESTART, "Service restart")
@@ -149,9 +157,28 @@ async def run_services(settings: Settings) -> AsyncIterator[Services]:
         await lag.start()
         stack.push_async_callback(lag.stop)
 
+        node: ClusterNode | None = None
+        if settings.cluster:
+            node = ClusterNode(
+                settings,
+                cache=cache,
+                hub=hub,
+                ratios=ratios,
+                writer=writer,
+                dashboard=dashboard,
+                feed=feed,
+            )
+
         # Every quote-cache listener, in one place. Each only enqueues work; the order is
-        # storage, WebSocket fan-out, ratios. Removed before the components stop.
-        listeners = (writer.submit_tick, hub.publish_tick, ratios.on_tick)
+        # storage, WebSocket fan-out, ratios (and, in cluster mode, the bus; only the
+        # leader stores and publishes). Removed before the components stop.
+        listeners: tuple[Callable[[Quote], object], ...] = (
+            writer.submit_tick,
+            hub.publish_tick,
+            ratios.on_tick,
+        )
+        if node is not None:
+            listeners = (node.store_tick, hub.publish_tick, ratios.on_tick, node.publish_tick)
         for listener in listeners:
             cache.add_listener(listener)
         for listener in listeners:
@@ -161,8 +188,8 @@ async def run_services(settings: Settings) -> AsyncIterator[Services]:
         alerts = AlertEngine(settings, alert_store, ratios, hub, WebhookSender(settings))
 
         stack.push_async_callback(feed.close)
-        if settings.feed_autostart:
-            await feed.start()
+        if settings.feed_autostart and node is None:
+            await feed.start()  # in cluster mode, the lease holder starts it
 
         process = ProcessStats()
         services = Services(
@@ -194,18 +221,34 @@ async def run_services(settings: Settings) -> AsyncIterator[Services]:
             ),
             alert_store=alert_store,
             alerts=alerts,
+            cluster=node,
         )
         services.health.add_check(alerts.check)
         if settings.telegram_enabled:
             services.bot = TelegramBot(settings, BotCommands(services), COMMANDS)
             services.health.add_check(services.bot.check)
             alerts.telegram = services.bot.broadcast
-            await services.bot.start()
+            if node is None:
+                await services.bot.start()
             stack.push_async_callback(services.bot.stop)
         elif settings.telegram_bot_token is not None:
             log.warning("Telegram bot disabled: no TELEGRAM_CHAT_IDS (nor TELEGRAM_CHAT_ID)")
-        await alerts.start()  # stops before the bot, so its last firings can still be sent
+        if node is None:
+            await alerts.start()  # stops before the bot, so its last firings can still be sent
         stack.push_async_callback(alerts.stop)
-        log.info("cotiza started (feed=%s, database=%s)", settings.feed.value, database.dialect)
+        if node is not None:
+            # One alert engine and one Telegram poller per cluster: the leader's.
+            node.alerts, node.bot = alerts, services.bot
+            for check in cluster_checks(node):
+                services.health.add_check(check)
+            services.health.following = node.following
+            await node.start()
+            stack.push_async_callback(node.stop)  # first: hand upstream over before the rest
+        log.info(
+            "cotiza started (feed=%s, database=%s, role=%s)",
+            settings.feed.value,
+            database.dialect,
+            settings.role.value if node is not None else "standalone",
+        )
         yield services
         log.info("cotiza shutting down")

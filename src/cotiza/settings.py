@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import socket
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,59 +24,33 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cotiza.errors import ConfigurationError
-
-
-class FeedKind(StrEnum):
-    SIM = "sim"
-    REPLAY = "replay"
-    PRIMARY = "primary"
-
-
-class LogFormat(StrEnum):
-    TEXT = "text"
-    JSON = "json"
-
-
-class WsImpl(StrEnum):
-    """uvicorn's WebSocket implementations cotiza runs under (its ``ws=`` option)."""
-
-    WEBSOCKETS_SANSIO = "websockets-sansio"
-    WSPROTO = "wsproto"
-
-
-class Role(StrEnum):
-    """What a process does in cluster mode (``ROLE``); standalone when BACKPLANE is unset."""
-
-    AUTO = "auto"  # campaigns for the lease and serves clients
-    FEEDER = "feeder"  # campaigns for the lease; not meant to serve clients at scale
-    EDGE = "edge"  # never campaigns: serves clients from the bus
-
-
-class RatioField(StrEnum):
-    MID = "mid_ratio"
-    LAST = "last_ratio"
-    BID = "bid_ratio"
-    ASK = "ask_ratio"
-
-
-# A Bot API token: the bot's numeric id, a colon, a secret (BotFather's are 35 characters).
-# Log redaction (``cotiza.logs``) masks tokens of that shape anywhere, and the configured
-# secrets literally (``Settings.secret_values``).
-TELEGRAM_TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
-
-_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
-_HOURS_RE = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
-# redis://[[user]:password@]host:port/db -- host, port and database number all explicit.
-_BACKPLANE_RE = re.compile(
-    r"^redis://(?:[^@/\s]*@)?(\[[0-9A-Fa-f:.]+\]|[^:/@\s\[\]]+):(\d{1,5})/(\d{1,2})$"
+from cotiza.settings_parts import (
+    BACKPLANE_RE,
+    LOOPBACK,
+    PREFIX_RE,
+    TELEGRAM_TOKEN_RE,
+    FeedKind,
+    LogFormat,
+    RatioField,
+    Role,
+    WsImpl,
+    normalise_market_hours,
+    redact_url,
+    session_bounds,
+    split_csv,
 )
-_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
-
-def _split_csv(value: Any) -> Any:
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return value
+__all__ = [
+    "TELEGRAM_TOKEN_RE",
+    "FeedKind",
+    "LogFormat",
+    "RatioField",
+    "Role",
+    "Settings",
+    "WsImpl",
+    "load_settings",
+    "redact_url",
+]
 
 
 class Settings(BaseSettings):
@@ -241,12 +214,12 @@ class Settings(BaseSettings):
     @field_validator("feed_instruments", "allowed_origins", mode="before")
     @classmethod
     def _csv(cls, value: Any) -> Any:
-        return _split_csv(value)
+        return split_csv(value)
 
     @field_validator("telegram_chat_ids", mode="before")
     @classmethod
     def _chat_ids(cls, value: Any) -> Any:
-        return _split_csv(value)
+        return split_csv(value)
 
     @field_validator("api_token")
     @classmethod
@@ -285,7 +258,7 @@ class Settings(BaseSettings):
     @field_validator("market_holidays", mode="before")
     @classmethod
     def _holidays(cls, value: Any) -> Any:
-        return _split_csv(value)
+        return split_csv(value)
 
     @field_validator("market_tz")
     @classmethod
@@ -299,20 +272,7 @@ class Settings(BaseSettings):
     @field_validator("market_hours")
     @classmethod
     def _hours(cls, value: str) -> str:
-        value = value.strip()
-        if value.lower() in {"always", "24h"}:
-            return "00:00-24:00"
-        match = _HOURS_RE.match(value)
-        if not match:
-            raise ValueError("expected HH:MM-HH:MM, for example 11:00-17:00")
-        h1, m1, h2, m2 = (int(g) for g in match.groups())
-        if not (0 <= h1 <= 23 and 0 <= m1 <= 59 and 0 <= h2 <= 24 and 0 <= m2 <= 59):
-            raise ValueError("hours out of range")
-        if h2 == 24 and m2 != 0:
-            raise ValueError("hours out of range")
-        if (h1, m1) >= (h2, m2):
-            raise ValueError("the session must open before it closes")
-        return value
+        return normalise_market_hours(value)
 
     @field_validator("database_url")
     @classmethod
@@ -341,7 +301,7 @@ class Settings(BaseSettings):
         # Fault injection can block the loop and stop the feed: it must never be reachable
         # in production, so it needs an explicit test environment and a loopback address.
         if value and (
-            info.data.get("cotiza_env") != "test" or info.data.get("host") not in _LOOPBACK
+            info.data.get("cotiza_env") != "test" or info.data.get("host") not in LOOPBACK
         ):
             raise ValueError("needs COTIZA_ENV=test and a loopback HOST (127.0.0.1, ::1)")
         return value
@@ -352,7 +312,7 @@ class Settings(BaseSettings):
         if value is None or not value.strip():
             return None
         value = value.strip()
-        match = _BACKPLANE_RE.match(value)
+        match = BACKPLANE_RE.match(value)
         if not match or not 0 < int(match.group(2)) <= 65535:
             raise ValueError("expected redis://host:port/db, for example redis://127.0.0.1:6379/0")
         database = str(info.data.get("database_url", ""))
@@ -388,7 +348,7 @@ class Settings(BaseSettings):
     @field_validator("backplane_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
-        if not _PREFIX_RE.match(value):
+        if not PREFIX_RE.match(value):
             raise ValueError("expected 1-64 characters among letters, digits and _ . : -")
         return value
 
@@ -440,11 +400,7 @@ class Settings(BaseSettings):
     @property
     def session_hours(self) -> tuple[dt.time, dt.time | None]:
         """Opening and closing time; a closing time of ``None`` means midnight."""
-        match = _HOURS_RE.match(self.market_hours)
-        assert match is not None  # validated above
-        h1, m1, h2, m2 = (int(g) for g in match.groups())
-        close = None if h2 == 24 else dt.time(h2, m2)
-        return dt.time(h1, m1), close
+        return session_bounds(self.market_hours)
 
     @property
     def telegram_allowed_chats(self) -> frozenset[int]:
@@ -481,11 +437,6 @@ class Settings(BaseSettings):
     def cluster(self) -> bool:
         """Cluster mode: several processes on the Redis backplane and PostgreSQL."""
         return self.backplane is not None
-
-
-def redact_url(url: str) -> str:
-    """Hide the password of a database URL."""
-    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
 
 
 def load_settings(**overrides: Any) -> Settings:

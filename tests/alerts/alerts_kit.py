@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,10 +14,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from support.poll import eventually
+from support.server import LiveService
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
-
-from live import LiveService, wait_for
+from cotiza.ws.transport import listening_port
 
 TOKEN = "123456789:AAE-test-token-for-the-fake-bot-api"
 ALLOWED_CHAT = 1111
@@ -81,8 +79,8 @@ class WebhookReceiver:
         )
         server = _QuietServer(config)
         task = asyncio.create_task(server.serve())
-        await wait_for(lambda: server.started or task.done(), message="webhook receiver up")
-        self.port = server.servers[0].sockets[0].getsockname()[1]
+        await eventually(lambda: server.started or task.done(), message="webhook receiver up")
+        self.port = listening_port(server)
         try:
             yield self
         finally:
@@ -120,5 +118,5 @@ async def wait_history(live: LiveService, count: int, timeout: float = 15.0, **p
         ]
         return len(found) >= count and not pending
 
-    await wait_for(settled, timeout=timeout, interval=0.05, message=f"{count} settled firings")
+    await eventually(settled, timeout=timeout, interval=0.05, message=f"{count} settled firings")
     return found

@@ -1,21 +1,18 @@
-"""Fixtures: settings for fast tests and a live service per test."""
+"""Fixtures of the alert tests: settings with quick retries."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from alerts_kit import FAST_ALERTS
-from live import fast_settings
+from support.settings import settings_factory
 
 from cotiza.settings import Settings
 
 
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
-    def build(**overrides: Any) -> Settings:
-        return fast_settings(tmp_path, **{**FAST_ALERTS, **overrides})
-
-    return build
+    """The generic ``make_settings`` with quick alert retries."""
+    return settings_factory(tmp_path, **FAST_ALERTS)

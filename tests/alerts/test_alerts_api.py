@@ -8,9 +8,13 @@ from typing import Any
 
 import pytest
 from alerts_kit import create_rule, history, wait_history
-from live import collect, live_service, recv_until, send_json, wait_for, ws_client
+from support.poll import eventually
+from support.server import live_service
+from support.wsclient import collect, recv_until, send_json, ws_client
 
 from cotiza.settings import Settings
+
+pytestmark = pytest.mark.live
 
 
 async def test_rule_crud_on_both_databases(
@@ -137,13 +141,13 @@ async def test_a_holding_rule_fires_once_and_stays_fired_across_a_restart(
     """A rule true at creation fires once; after a restart it neither re-fires nor forgets."""
     settings = make_settings()
     async with live_service(settings) as live:
-        await wait_for(lambda: live.services.ratios.current(1)["mid_ratio"] is not None)
+        await eventually(lambda: live.services.ratios.current(1)["mid_ratio"] is not None)
         rule = await create_rule(live, field="mid_ratio", op=">", value=0.0, cooldown_s=0)
         fired = await wait_history(live, 1)
         assert fired[0]["rule_id"] == rule["id"] and fired[0]["observed"] > 0
         assert fired[0]["deliveries"] == {"ws": {"status": "delivered", "clients": 0}}
         publishes = live.services.ratios.publishes
-        await wait_for(lambda: live.services.ratios.publishes > publishes + 20)
+        await eventually(lambda: live.services.ratios.publishes > publishes + 20)
         assert len(await history(live)) == 1
         async with live.http() as http:
             stored = (await http.get(f"/api/alerts/rules/{rule['id']}")).json()
@@ -153,7 +157,7 @@ async def test_a_holding_rule_fires_once_and_stays_fired_across_a_restart(
         async with again.http() as http:
             after = (await http.get(f"/api/alerts/rules/{rule['id']}")).json()
         assert after == stored
-        await wait_for(lambda: again.services.ratios.publishes > 20)
+        await eventually(lambda: again.services.ratios.publishes > 20)
         assert again.services.alerts.evaluators[rule["id"]].state.value == "fired"
         assert len(await history(again)) == 1
 
@@ -163,7 +167,7 @@ async def test_deleting_a_pair_deletes_its_rules_but_not_their_history(
 ) -> None:
     """A pair's rules go with it; firings stay in the history, detached from the rule."""
     async with live_service(make_settings()) as live:
-        await wait_for(lambda: live.services.ratios.current(1)["mid_ratio"] is not None)
+        await eventually(lambda: live.services.ratios.current(1)["mid_ratio"] is not None)
         rule = await create_rule(live, field="mid_ratio", op=">", value=0.0)
         await wait_history(live, 1)
         async with live.http() as http:
@@ -177,7 +181,7 @@ async def test_deleting_a_pair_deletes_its_rules_but_not_their_history(
 async def test_alert_frames_for_subscribers_only(make_settings: Callable[..., Settings]) -> None:
     """``subscribe_alerts`` brings ``alert`` frames; after ``unsubscribe_alerts`` none arrive."""
     async with live_service(make_settings()) as live, ws_client(live) as ws:
-        await wait_for(lambda: live.services.ratios.current(1)["mid_ratio"] is not None)
+        await eventually(lambda: live.services.ratios.current(1)["mid_ratio"] is not None)
         await send_json(ws, {"type": "subscribe_alerts"})
         await recv_until(ws, lambda m: m["type"] == "alerts_subscribed")
         rule = await create_rule(live, field="mid_ratio", op=">", value=0.0, note="uno")
@@ -205,13 +209,13 @@ async def test_engine_stops_and_starts_as_a_role_manager_would(
     it loads them and a rule that holds fires. Both calls are idempotent."""
     async with live_service(make_settings()) as live:
         engine = live.services.alerts
-        await wait_for(lambda: live.services.ratios.current(1)["mid_ratio"] is not None)
+        await eventually(lambda: live.services.ratios.current(1)["mid_ratio"] is not None)
         await engine.stop()
         await engine.stop()
         assert not engine.running and not engine.evaluators
         rule = await create_rule(live, field="mid_ratio", op=">", value=0.0)
         publishes = live.services.ratios.publishes
-        await wait_for(lambda: live.services.ratios.publishes > publishes + 10)
+        await eventually(lambda: live.services.ratios.publishes > publishes + 10)
         assert await history(live) == [] and engine.stats.fired == 0
         async with live.http() as http:
             check = (await http.get("/health/detailed")).json()["checks"]["alerts:engine"][0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import pytest
 from alerts_kit import (
     ALLOWED_CHAT,
     OTHER_ALLOWED_CHAT,
@@ -13,10 +14,14 @@ from alerts_kit import (
     create_rule,
     wait_history,
 )
-from live import live_service, recv_until, send_json, wait_for, ws_client
+from support.poll import eventually
+from support.server import live_service
+from support.wsclient import recv_until, send_json, ws_client
 
 from cotiza.fake_telegram import FakeTelegram
 from cotiza.settings import Settings
+
+pytestmark = pytest.mark.live
 
 
 async def test_webhook_retried_and_telegram_delivered(
@@ -36,7 +41,7 @@ async def test_webhook_retried_and_telegram_delivered(
             telegram_chat_ids=f"{ALLOWED_CHAT},{OTHER_ALLOWED_CHAT}",
         )
         async with live_service(settings) as live:
-            await wait_for(lambda: live.services.ratios.current(1)["mid_ratio"] is not None)
+            await eventually(lambda: live.services.ratios.current(1)["mid_ratio"] is not None)
             rule = await create_rule(
                 live,
                 field="mid_ratio",
@@ -75,7 +80,7 @@ async def test_a_dead_webhook_fails_after_its_attempts_and_health_says_so(
     async with receiver.running():
         settings = make_settings(alert_webhook_url=receiver.url, alert_webhook_attempts=3)
         async with live_service(settings) as live:
-            await wait_for(lambda: live.services.ratios.current(1)["mid_ratio"] is not None)
+            await eventually(lambda: live.services.ratios.current(1)["mid_ratio"] is not None)
             await create_rule(live, field="mid_ratio", op=">", value=0.0, channels=["webhook"])
             (firing,) = await wait_history(live, 1)
             assert firing["deliveries"] == {
@@ -100,7 +105,7 @@ async def test_a_slow_webhook_blocks_neither_ticks_nor_websocket_alerts(
             alert_webhook_url=receiver.url, alert_webhook_timeout=1.5, alert_webhook_attempts=2
         )
         async with live_service(settings) as live, ws_client(live) as ws:
-            await wait_for(lambda: live.services.ratios.current(1)["mid_ratio"] is not None)
+            await eventually(lambda: live.services.ratios.current(1)["mid_ratio"] is not None)
             await send_json(ws, {"type": "subscribe_alerts"})
             await recv_until(ws, lambda m: m["type"] == "alerts_subscribed")
             began = time.monotonic()
@@ -109,9 +114,9 @@ async def test_a_slow_webhook_blocks_neither_ticks_nor_websocket_alerts(
             )
             frame = await recv_until(ws, lambda m: m["type"] == "alert", timeout=1.0)
             assert frame["rule_id"] == first["id"]
-            await wait_for(lambda: len(receiver.bodies) == 1, timeout=1.0)
+            await eventually(lambda: len(receiver.bodies) == 1, timeout=1.0)
             publishes = live.services.ratios.publishes
-            await wait_for(lambda: live.services.ratios.publishes > publishes + 5, timeout=1.0)
+            await eventually(lambda: live.services.ratios.publishes > publishes + 5, timeout=1.0)
             second = await create_rule(live, field="mid_ratio", op=">", value=0.0, channels=["ws"])
             frame = await recv_until(ws, lambda m: m["type"] == "alert", timeout=1.0)
             assert frame["rule_id"] == second["id"]

@@ -9,12 +9,16 @@ from pathlib import Path
 import orjson
 import pytest
 from alerts_kit import create_rule, wait_history
-from live import collect, live_service, recv_until, send_json, wait_for, ws_client
+from support.poll import eventually
+from support.server import live_service
+from support.wsclient import collect, recv_until, send_json, ws_client
 
 from cotiza.feed_runner import RunnerState
 from cotiza.feeds.primary_frames import md_frame
 from cotiza.models import Quote
 from cotiza.settings import Settings
+
+pytestmark = pytest.mark.live
 
 AL30 = "MERV - XMEV - AL30 - 24hs"
 AL30D = "MERV - XMEV - AL30D - 24hs"
@@ -71,7 +75,7 @@ async def test_replayed_path_gives_exactly_the_expected_firings(
         async with live.http() as http:
             assert (await http.post("/cotizaciones/iniciar")).status_code == 200
         feed = live.services.feed
-        await wait_for(
+        await eventually(
             lambda: feed.state is RunnerState.STOPPED and feed.feed is not None,
             message="the replay played to the end",
         )

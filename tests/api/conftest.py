@@ -1,23 +1,15 @@
-"""Fixtures: settings for fast tests and a live service per test."""
+"""Fixtures of the API tests: each uvicorn WebSocket variant and its settings."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from live import WS_VARIANTS, LiveService, WsVariant, fast_settings, live_service
+from support.server import WS_VARIANTS, WsVariant
+from support.settings import settings_factory
 
 from cotiza.settings import Settings
-
-
-@pytest.fixture
-def make_settings(tmp_path: Path) -> Callable[..., Settings]:
-    def build(**overrides: Any) -> Settings:
-        return fast_settings(tmp_path, **overrides)
-
-    return build
 
 
 @pytest.fixture(params=WS_VARIANTS, ids=lambda variant: variant.id)
@@ -28,6 +20,6 @@ def ws_variant(request: pytest.FixtureRequest) -> WsVariant:
 
 
 @pytest.fixture
-async def service(make_settings: Callable[..., Settings]) -> AsyncIterator[LiveService]:
-    async with live_service(make_settings()) as live:
-        yield live
+def variant_settings(tmp_path: Path, ws_variant: WsVariant) -> Callable[..., Settings]:
+    """A ``make_settings`` whose services run under each WebSocket variant."""
+    return settings_factory(tmp_path, **ws_variant.settings())

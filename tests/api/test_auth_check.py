@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from live import live_service
+import pytest
+from support.server import live_service
 
 from cotiza.settings import Settings
+
+pytestmark = pytest.mark.live
 
 TOKEN = "check-me-7f3a"
 

@@ -9,9 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-from live import LiveService, live_service, named_tasks, wait_for, ws_client
+from support.poll import eventually
+from support.server import LiveService, live_service, named_tasks
+from support.wsclient import ws_client
 
 from cotiza.settings import Settings
+
+pytestmark = pytest.mark.live
 
 AL30 = "MERV - XMEV - AL30 - 24hs"
 DIC26 = "DLR/DIC26"
@@ -41,7 +45,7 @@ async def assert_running(live: LiveService) -> None:
     assert feed.state.value == "running" and feed.running
     assert len(named_tasks("feed-")) == 1
     before = cache.updates
-    await wait_for(lambda: cache.updates > before + 3, message="ticks flowing")
+    await eventually(lambda: cache.updates > before + 3, message="ticks flowing")
 
 
 async def assert_stopped(live: LiveService) -> None:
@@ -70,7 +74,7 @@ async def test_start_with_and_without_instruments(idle: LiveService) -> None:
         assert reply["message"] == "feed started"
         assert len(reply["instruments"]) == 21
         await assert_running(idle)
-        await wait_for(lambda: len(idle.services.cache.symbols()) == 21, message="all symbols")
+        await eventually(lambda: len(idle.services.cache.symbols()) == 21, message="all symbols")
 
 
 async def test_start_with_unknown_instrument_is_422(idle: LiveService) -> None:

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
-from live import (
-    LiveService,
-    live_service,
-    named_tasks,
-    recv_until,
-    send_json,
-    wait_for,
-    ws_client,
-)
+import pytest
+from support.poll import eventually
+from support.server import LiveService, live_service, named_tasks
+from support.wsclient import recv_until, send_json, ws_client
 
 from cotiza.settings import Settings
+
+pytestmark = pytest.mark.live
 
 HEALTH_JSON = "application/health+json"
 CHECK_NAMES = {
@@ -110,7 +106,7 @@ async def test_detailed_health_reflects_connections_and_dashboard(service: LiveS
         async def closed() -> bool:
             return (await get_json(http, "/health/detailed"))["websocket_connections"] == 0
 
-        await wait_for(closed, message="connections counted down")
+        await eventually(closed, message="connections counted down")
 
 
 async def test_stopped_feed_degrades_and_fails_readiness_only(
@@ -124,9 +120,9 @@ async def test_stopped_feed_degrades_and_fails_readiness_only(
             body = await get_json(http, "/health/detailed")
             return body["status"] == wanted and (await http.get("/readyz")).status_code == ready
 
-        await wait_for(lambda: status_is("healthy", 200), message="healthy while running")
+        await eventually(lambda: status_is("healthy", 200), message="healthy while running")
         assert (await http.post("/cotizaciones/detener")).status_code == 200
-        await wait_for(lambda: status_is("degraded", 503), message="degraded once stopped")
+        await eventually(lambda: status_is("degraded", 503), message="degraded once stopped")
         body = await get_json(http, "/health/detailed")
         assert check(body, "feed:state")["status"] == "warn"
         assert check(body, "feed:staleness")["status"] == "fail"
@@ -137,7 +133,7 @@ async def test_stopped_feed_degrades_and_fails_readiness_only(
         assert livez.status_code == 200
         assert livez.json()["status"] == "pass"
         assert (await http.post("/cotizaciones/iniciar")).status_code == 200
-        await wait_for(lambda: status_is("healthy", 200), message="healthy once restarted")
+        await eventually(lambda: status_is("healthy", 200), message="healthy once restarted")
 
 
 async def test_feed_that_never_delivered_is_not_fresh(
@@ -163,7 +159,7 @@ async def test_livez_and_readyz_speak_health_json(make_settings: Callable[..., S
             async def passing(path: str = path) -> bool:
                 return (await http.get(path)).status_code == 200
 
-            await wait_for(passing, message=f"{path} passing")
+            await eventually(passing, message=f"{path} passing")
             response = await http.get(path)
             assert response.headers["content-type"].startswith(HEALTH_JSON), path
             assert response.headers["cache-control"] == "no-store"
@@ -181,7 +177,7 @@ async def test_livez_and_readyz_speak_health_json(make_settings: Callable[..., S
 async def test_status_reports_feed_workers_and_connections(service: LiveService) -> None:
     """/cotizaciones/status carries feed state, instruments, times, ages, workers and counts."""
     async with ws_client(service), service.http() as http:
-        await wait_for(lambda: service.services.cache.updates > 0, message="first tick")
+        await eventually(lambda: service.services.cache.updates > 0, message="first tick")
         response = await http.get("/cotizaciones/status")
     assert response.status_code == 200
     body = response.json()
@@ -229,7 +225,7 @@ async def test_websocket_status_lists_each_connection(service: LiveService) -> N
 async def test_metrics_are_prometheus_text(service: LiveService) -> None:
     """/metrics exposes the service's counters and gauges in Prometheus text format."""
     async with ws_client(service), service.http() as http:
-        await wait_for(lambda: service.services.ratios.samples_taken > 0, message="a sample")
+        await eventually(lambda: service.services.ratios.samples_taken > 0, message="a sample")
         response = await http.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -268,7 +264,7 @@ async def test_dead_worker_makes_the_service_unhealthy(
     async with live_service(make_settings(**CALM)) as live, live.http() as http:
         (sampler,) = named_tasks("ratio-sampler")
         sampler.cancel()
-        await wait_for(sampler.done, message="sampler cancelled")
+        await eventually(sampler.done, message="sampler cancelled")
         response = await http.get("/health/detailed")
         assert response.status_code == 503
         body = response.json()
@@ -285,13 +281,13 @@ async def test_dead_worker_makes_the_service_unhealthy(
 
 async def test_metrics_report_the_tick_rate(service) -> None:
     """The tick-rate gauge reports the simulator's rate, not zero, while the feed runs."""
-    deadline = asyncio.get_running_loop().time() + 5
-    rate = 0.0
     async with service.http() as http:
-        while rate == 0 and asyncio.get_running_loop().time() < deadline:
+
+        async def tick_rate() -> float:
             text = (await http.get("/metrics")).text
             line = next(x for x in text.splitlines() if x.startswith("cotiza_tick_rate "))
-            rate = float(line.split()[1])
-            await asyncio.sleep(0.2)
+            return float(line.split()[1])
+
+        rate = await eventually(tick_rate, 5, interval=0.2, message="a non-zero tick rate")
     settings_rate = service.settings.sim_ticks_per_second
     assert 0.3 * settings_rate <= rate <= 3 * settings_rate

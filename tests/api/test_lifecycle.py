@@ -8,18 +8,22 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 import websockets
-from live import free_port, live_service, recv_until, service_env, wait_healthy, ws_client
+from support.poll import eventually
+from support.ports import free_port
+from support.process import service_env, service_process
+from support.server import live_service
+from support.wsclient import recv_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.live
 async def test_shutdown_closes_clients_with_1001_and_leaves_nothing(make_settings) -> None:
     """Every client gets 1001, and no task, thread or socket of ours survives shutdown."""
     threads_before = set(threading.enumerate())
@@ -55,6 +59,7 @@ async def test_shutdown_closes_clients_with_1001_and_leaves_nothing(make_setting
     assert ours == [], ours
 
 
+@pytest.mark.live
 async def test_writer_flushes_on_shutdown(make_settings) -> None:
     """Ratio samples queued at shutdown are written, not lost."""
     settings = make_settings(ratio_sample_interval=0.1, write_flush_interval=5.0)
@@ -81,44 +86,10 @@ async def test_writer_flushes_on_shutdown(make_settings) -> None:
 
 
 async def recv_until_samples(services) -> None:
-    deadline = time.monotonic() + 10
-    while services.ratios.samples_taken < 6:
-        assert time.monotonic() < deadline, "no ratio samples taken"
-        await asyncio.sleep(0.05)
+    await eventually(lambda: services.ratios.samples_taken >= 6, 10, message="six ratio samples")
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        [sys.executable, "main.py", "--host", "127.0.0.1", "--port", "{port}"],
-        [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", "{port}"],
-        [sys.executable, "-m", "cotiza", "serve", "--host", "127.0.0.1", "--port", "{port}"],
-    ],
-    ids=["main.py", "uvicorn", "cotiza-serve"],
-)
-def test_entry_points_start_and_stop_cleanly(tmp_path: Path, command: list[str]) -> None:
-    """Each documented way to start the service serves health and exits 0 on SIGTERM."""
-    port = free_port()
-    argv = [part.format(port=port) for part in command]
-    log_file = (tmp_path / "service.log").open("wb")
-    proc = subprocess.Popen(
-        argv, cwd=ROOT, env=service_env(tmp_path), stderr=subprocess.STDOUT, stdout=log_file
-    )
-    try:
-        wait_healthy(port, proc)
-        detailed = httpx.get(f"http://127.0.0.1:{port}/health/detailed", timeout=5).json()
-        assert detailed["event_loop_available"] is True
-        proc.send_signal(signal.SIGTERM)
-        # Plain uvicorn re-raises the signal after its graceful shutdown; ours exits 0.
-        expected = (0, -signal.SIGTERM) if "uvicorn" in argv else (0,)
-        assert proc.wait(timeout=20) in expected
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log_file.close()
-
-
+@pytest.mark.subprocess
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
@@ -156,39 +127,27 @@ def test_invalid_configuration_stops_with_one_line(
     assert variable in lines[0]
 
 
+@pytest.mark.subprocess
 def test_secrets_never_logged(tmp_path: Path) -> None:
     """The API token never appears in the service's output or responses, even at DEBUG."""
-    port = free_port()
-    env = service_env(tmp_path, API_TOKEN="s3cr3t-token-value", LOG_LEVEL="DEBUG")
-    log_path = tmp_path / "service.log"
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "main.py", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stderr=subprocess.STDOUT,
-            stdout=log_file,
+    env = {"API_TOKEN": "s3cr3t-token-value", "LOG_LEVEL": "DEBUG"}
+    with service_process(tmp_path, **env) as (proc, port):
+        for path in ("/health/detailed", "/cotizaciones/status"):
+            body = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5).text
+            assert "s3cr3t" not in body
+        headers = {"Authorization": "Bearer s3cr3t-token-value"}
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/cotizaciones/detener", headers=headers, timeout=5
         )
-        try:
-            wait_healthy(port, proc)
-            for path in ("/health/detailed", "/cotizaciones/status"):
-                body = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5).text
-                assert "s3cr3t" not in body
-            headers = {"Authorization": "Bearer s3cr3t-token-value"}
-            response = httpx.post(
-                f"http://127.0.0.1:{port}/cotizaciones/detener", headers=headers, timeout=5
-            )
-            assert response.status_code == 200
-            assert "s3cr3t" not in response.text
-            asyncio.run(_connect_with_token(port, "s3cr3t-token-value"))
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=20)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        assert response.status_code == 200
+        assert "s3cr3t" not in response.text
+        asyncio.run(_connect_with_token(port, "s3cr3t-token-value"))
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    log_path = tmp_path / "service.log"
     output = log_path.read_text()
-    assert "WebSocket" in output  # the connection was logged, with the token masked
+    # uvicorn logs the connection with its query string: there, with the token masked.
+    assert "/ws/cotizaciones?token=***" in output
     assert "s3cr3t" not in output
 
 
@@ -196,10 +155,3 @@ async def _connect_with_token(port: int, token: str) -> None:
     url = f"ws://127.0.0.1:{port}/ws/cotizaciones?token={token}"
     async with websockets.connect(url) as ws:
         assert json.loads(await ws.recv())["type"] == "connection"
-
-
-async def test_ws_client_helper_is_used(service) -> None:
-    """The shared client helper sees the connection frame on /ws/dashboard too."""
-    async with ws_client(service, "/ws/dashboard") as ws:
-        await ws.send(json.dumps({"action": "ping"}))
-        assert (await recv_until(ws, lambda m: m["type"] == "pong"))["type"] == "pong"

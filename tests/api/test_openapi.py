@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from live import TICK_FIELDS, LiveService, live_service, recv_until, send_json, wait_for, ws_client
+import pytest
+from support.contract import DASHBOARD_ROW_FIELDS, TICK_FIELDS
+from support.poll import eventually
+from support.server import LiveService, live_service
+from support.wsclient import recv_until, send_json, ws_client
 
 from cotiza.storage.tables import RATIO_FIELDS
+
+pytestmark = pytest.mark.live
 
 # The fields each response had before the response models, as clients and the page use them.
 FEED = {
@@ -67,27 +73,7 @@ HUB_COUNTERS = {
 }
 PAIR = {"id", "base", "quote", "factor", "client_id", "active", "par"}
 RATIO = {"type", "pair_id", "par", "base", "quote", "factor", "client_id", "asof", *RATIO_FIELDS}
-DASHBOARD_ROW = {
-    "par",
-    "client_id",
-    "pair_id",
-    "base",
-    "quote",
-    "ultimo_ratio_operado",
-    "ultimo_timestamp",
-    "promedio_rueda",
-    "promedio_dia_anterior",
-    "promedio_1semana",
-    "promedio_1mes",
-    "minimo_mensual",
-    "maximo_mensual",
-    "dif_rueda_pct",
-    "dif_dia_anterior_pct",
-    "dif_1semana_pct",
-    "dif_1mes_pct",
-    "dif_minimo_pct",
-    "dif_maximo_pct",
-}
+DASHBOARD_ROW = {"pair_id", "base", "quote", *DASHBOARD_ROW_FIELDS}
 CHECK = {"status", "observedValue", "time", "affects"}  # plus observedUnit, output when set
 DETAILED = {
     "status",
@@ -99,7 +85,9 @@ DETAILED = {
     "feed",
     "uptime",
     "checks",
+    "cluster",
 }
+CLUSTER = {"role", "node_id", "leader", "leader_node", "epoch", "backplane"}
 STATUS = FEED | {
     "workers",
     "dashboard",
@@ -142,11 +130,14 @@ async def test_every_response_keeps_its_fields(service: LiveService) -> None:
             history = await get("/api/ratios/history", base=AL30, quote=AL30D)
             return bool(history["count"])
 
-        await wait_for(stored, timeout=20, message="a stored AL30/AL30D sample")
+        await eventually(stored, timeout=20, message="a stored AL30/AL30D sample")
 
         assert (await get("/cotizaciones/health")).keys() == {"status", "timestamp"}
         detailed = await get("/health/detailed")
         assert detailed.keys() == DETAILED and detailed["feed"].keys() == FEED
+        assert detailed["cluster"].keys() == CLUSTER
+        assert detailed["cluster"]["role"] == "standalone" and detailed["cluster"]["leader"]
+        assert detailed["cluster"]["backplane"] == {"connected": False, "lag_ms": None}
         for entries in detailed["checks"].values():
             for entry in entries:
                 assert CHECK <= entry.keys() <= CHECK | {"observedUnit", "output"}
@@ -211,8 +202,10 @@ async def test_the_document_describes_fields_media_types_and_errors(service: Liv
         "count",
         "query_time_ms",
     }
-    assert properties(doc, "/cotizaciones/iniciar", "post") == FEED | {"status", "message"}
+    control = FEED | {"status", "message", "leader_node", "control_version"}  # last two: cluster
+    assert properties(doc, "/cotizaciones/iniciar", "post") == control
     assert properties(doc, "/admin/drain", "post") == {"status", "closed"}
+    assert properties(doc, "/admin/handover", "post") == {"status", "message", "node_id", "epoch"}
     for path in ("/livez", "/readyz"):
         for code in ("200", "503"):
             assert schema_of(doc, path, "get", code)["media"] == "application/health+json"

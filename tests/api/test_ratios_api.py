@@ -10,17 +10,13 @@ from urllib.parse import quote as urlquote
 
 import httpx
 import pytest
-from live import (
-    DASHBOARD_ROW_FIELDS,
-    INDICATOR_FIELDS,
-    RATIO_FIELDS,
-    TICK_FIELDS,
-    LiveService,
-    live_service,
-    wait_for,
-)
+from support.contract import DASHBOARD_ROW_FIELDS, INDICATOR_FIELDS, RATIO_FIELDS, TICK_FIELDS
+from support.poll import eventually
+from support.server import LiveService, live_service
 
 from cotiza.settings import Settings
+
+pytestmark = pytest.mark.live
 
 
 def byma(ticker: str, settlement: str = "24hs") -> str:
@@ -143,7 +139,7 @@ async def test_pairs_crud_and_dashboard(
             row = await mep_row()
             return row is not None and row["ultimo_ratio_operado"] is not None
 
-        await wait_for(mep_has_value, timeout=10, message="a stored MEP sample on the dashboard")
+        await eventually(mep_has_value, timeout=10, message="a stored MEP sample on the dashboard")
         board = await get_json(http, "/api/ratios/dashboard")
         mep = {"base": "AL30", "quote": "AL30D", "client_id": "default"}
         raw = await get_json(http, "/api/ratios/history", **mep)
@@ -184,7 +180,7 @@ async def test_live_ratios_for_every_active_pair(service: LiveService) -> None:
             # Quotes and the ratio are read a moment apart; allow for a few ticks of drift.
             return math.isclose(item["mid_ratio"], mid(base) / mid(quote), rel_tol=2e-3)
 
-        await wait_for(close_to_quotes, message="MEP mid ratio equal to the quotes' mid ratio")
+        await eventually(close_to_quotes, message="MEP mid ratio equal to the quotes' mid ratio")
         body = await get_json(http, "/api/ratios")
     assert body["count"] == len(body["data"])
     assert active_ratio_ids(body) == {p["id"] for p in pairs}
@@ -206,7 +202,7 @@ async def test_history_returns_samples_and_downsamples(service: LiveService) -> 
             body = await get_json(http, "/api/ratios/history", **params)
             return bool(body["count"] >= 4)
 
-        await wait_for(enough, message="four stored samples")
+        await eventually(enough, message="four stored samples")
         raw = await get_json(http, "/api/ratios/history", **params)
         full = await get_json(http, "/api/ratios/history", base=AL30, quote=AL30D)
         minute = await get_json(http, "/api/ratios/history", resolution="1m", **params)
@@ -264,7 +260,7 @@ async def test_history_rejects_bad_parameters(service: LiveService) -> None:
 async def test_quotes_with_age(service: LiveService) -> None:
     """/api/quotes lists every cached quote with its age; one symbol is found by name."""
     async with service.http() as http:
-        await wait_for(lambda: len(service.services.cache.symbols()) == 21, message="snapshot")
+        await eventually(lambda: len(service.services.cache.symbols()) == 21, message="snapshot")
         body = await get_json(http, "/api/quotes")
         assert body["count"] == len(body["quotes"]) == 21
         for quote in body["quotes"]:
@@ -294,13 +290,13 @@ async def test_stale_quotes_give_null_ratios(make_settings: Callable[..., Settin
         async def priced() -> bool:
             return (await mep())["mid_ratio"] is not None
 
-        await wait_for(priced, message="a live MEP ratio")
+        await eventually(priced, message="a live MEP ratio")
         assert (await http.post("/cotizaciones/detener")).status_code == 200
 
         async def nulled() -> bool:
             item = await mep()
             return all(item[f] is None for f in ("bid_ratio", "ask_ratio", "mid_ratio"))
 
-        await wait_for(nulled, message="stale quotes turning the MEP ratio null")
+        await eventually(nulled, message="stale quotes turning the MEP ratio null")
         quote = await get_json(http, f"/api/quotes/{AL30}")
     assert quote["stale"] is True

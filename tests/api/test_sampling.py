@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from live import LiveService, live_service, wait_for
+import pytest
 from sqlalchemy import func, select
+from support.poll import eventually
+from support.server import LiveService, live_service
 
 from cotiza.settings import Settings
 from cotiza.storage.tables import ratio_samples
+
+pytestmark = pytest.mark.live
 
 
 def byma(ticker: str) -> str:
@@ -34,7 +38,7 @@ async def pass_rounds(live: LiveService, rounds: int) -> None:
     """Wait until the sampler has woken ``rounds`` more times and its samples are written."""
     ratios = live.services.ratios
     target = ratios.sample_rounds + rounds
-    await wait_for(
+    await eventually(
         lambda: ratios.sample_rounds >= target, timeout=30, message=f"{rounds} sampler rounds"
     )
     await live.services.writer.flush()
@@ -52,7 +56,7 @@ async def test_stopped_feed_stores_no_sample_and_start_resumes_sampling(
     # A long staleness limit: the frozen quotes would count as fresh for a minute.
     async with live_service(make_settings(quote_stale_after=300.0)) as live, live.http() as http:
         services = live.services
-        await wait_for(
+        await eventually(
             lambda: stored_since(live, 0.0), timeout=30, message="samples of the running feed"
         )
         assert (await http.post("/cotizaciones/detener")).status_code == 200
@@ -64,10 +68,10 @@ async def test_stopped_feed_stores_no_sample_and_start_resumes_sampling(
         assert services.ratios.sampling_paused is True
 
         assert (await http.post("/cotizaciones/iniciar")).status_code == 200
-        await wait_for(lambda: services.feed.live_since is not None, message="feed connected")
+        await eventually(lambda: services.feed.live_since is not None, message="feed connected")
         live_since = services.feed.live_since
         assert live_since is not None and live_since > stopped_at
-        await wait_for(
+        await eventually(
             lambda: stored_since(live, live_since), timeout=30, message="sampling resumed"
         )
         assert await stored_since(live, stopped_at) == await stored_since(live, live_since)
@@ -81,7 +85,7 @@ async def test_quotes_from_before_a_restart_are_never_sampled(
     async with live_service(make_settings(quote_stale_after=300.0)) as live, live.http() as http:
         services = live.services
         mep, gd = await pair_id_of(live, "AL30-AL30D"), await pair_id_of(live, "GD30-GD30D")
-        await wait_for(
+        await eventually(
             lambda: stored_since(live, 0.0, mep), timeout=30, message="MEP samples before"
         )
         assert services.cache.get(AL30D) is not None
@@ -90,14 +94,14 @@ async def test_quotes_from_before_a_restart_are_never_sampled(
             "/cotizaciones/iniciar", json={"instrumentos": [AL30, GD30, GD30D]}
         )
         assert response.status_code == 200, response.text
-        await wait_for(lambda: services.feed.live_since is not None, message="feed connected")
+        await eventually(lambda: services.feed.live_since is not None, message="feed connected")
         live_since = services.feed.live_since
         assert live_since is not None
         # Read AL30D's quote once the new connection is up: until the old session stopped,
         # its ticks could still replace it.
         old_al30d = services.cache.get(AL30D)
         assert old_al30d is not None
-        await wait_for(
+        await eventually(
             lambda: stored_since(live, live_since, gd), timeout=30, message="GD30 samples after"
         )
         await pass_rounds(live, QUIET_ROUNDS)

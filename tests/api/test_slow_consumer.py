@@ -21,21 +21,23 @@ from pathlib import Path
 
 import httpx
 import pytest
-from live import (
-    LiveService,
-    WsVariant,
-    free_port,
-    live_service,
-    recv_until,
-    service_env,
-    variant_settings,
-    wait_healthy,
-    ws_client,
-)
+from support.poll import eventually
+from support.ports import free_port
+from support.process import service_env, wait_healthy
+from support.server import LiveService, WsVariant, live_service
+from support.wsclient import recv_until, ws_client
 
 from cotiza.settings import Settings
 
+pytestmark = pytest.mark.live
+
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def make_settings(variant_settings: Callable[..., Settings]) -> Callable[..., Settings]:
+    """Every service of this module, ``service`` included, runs under each WebSocket variant."""
+    return variant_settings
 
 
 def masked_text_frame(text: str) -> bytes:
@@ -50,12 +52,6 @@ def masked_text_frame(text: str) -> bytes:
         header += bytes([0x80 | 126]) + struct.pack("!H", length)
     body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
     return header + mask + body
-
-
-@pytest.fixture
-def make_settings(tmp_path: Path, ws_variant: WsVariant) -> Callable[..., Settings]:
-    """Settings for this module's services: each under every WebSocket variant."""
-    return variant_settings(tmp_path, ws_variant)
 
 
 def stalled_client(port: int, symbols: list[str], deflate: bool = False) -> socket.socket:
@@ -99,15 +95,6 @@ def server_side_closed(sock: socket.socket, timeout: float) -> bool:
     return False
 
 
-async def wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.05)
-    return predicate()
-
-
 def fast_feed_settings(base: Settings) -> Settings:
     return base.model_copy(
         update={"sim_ticks_per_second": 3000.0, "websocket_timeout": 1.0, "store_ticks": False}
@@ -146,7 +133,9 @@ async def test_stalled_clients_are_closed_and_others_keep_flowing(
                 assert hub.stats.slow_consumers >= 3
                 assert received > 500
                 assert worst_gap < 0.5, f"the reader stalled for {worst_gap:.3f} s"
-                assert await wait_until(lambda: len(hub.connections) == 1, 5.0)
+                await eventually(
+                    lambda: len(hub.connections) == 1, 5.0, message="one connection left"
+                )
                 # Read through to the reply, so no unread backlog delays the closing handshake.
                 await ws.send(json.dumps({"type": "unsubscribe", "instruments": symbols}))
                 await recv_until(ws, lambda m: m["type"] == "unsubscribed")
@@ -168,6 +157,7 @@ async def test_reader_that_keeps_up_is_not_cut_off(service: LiveService) -> None
     assert service.services.hub.stats.slow_consumers == 0
 
 
+@pytest.mark.subprocess
 def test_stalled_client_is_reset_by_the_production_server(
     tmp_path: Path, ws_variant: WsVariant
 ) -> None:

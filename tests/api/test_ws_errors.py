@@ -5,16 +5,13 @@ from __future__ import annotations
 import logging
 
 import pytest
-from live import (
-    LiveService,
-    closed_by_server,
-    recv_until,
-    send_json,
-    wait_for,
-    ws_client,
-)
+from support.poll import eventually
+from support.server import LiveService
+from support.wsclient import closed_by_server, recv_until, send_json, ws_client
 
 from cotiza.ws.session import Session
+
+pytestmark = pytest.mark.live
 
 AL30 = "MERV - XMEV - AL30 - 24hs"
 
@@ -40,7 +37,7 @@ async def test_a_failing_handler_closes_its_client_with_1011_and_logs_the_traceb
         assert (closed.rcvd.code, closed.rcvd.reason) == (1011, "Internal error")
         await send_json(bystander, {"type": "ping"})
         assert (await recv_until(bystander, lambda m: m["type"] == "pong"))["timestamp"] > 0
-        await wait_for(lambda: len(service.services.hub.connections) == 1, message="one left")
+        await eventually(lambda: len(service.services.hub.connections) == 1, message="one left")
     [record] = ws_records(caplog, logging.ERROR)
     assert record.name == "cotiza.ws.session"
     assert record.exc_info is not None
@@ -57,5 +54,5 @@ async def test_a_client_that_vanishes_is_cleaned_up_without_warnings(
         await send_json(ws, {"type": "subscribe", "instruments": [AL30]})
         await recv_until(ws, lambda m: m["type"] == "tick")
         ws.transport.abort()
-        await wait_for(lambda: not service.services.hub.connections, message="client cleaned up")
+        await eventually(lambda: not service.services.hub.connections, message="client cleaned up")
     assert ws_records(caplog, logging.WARNING) == []

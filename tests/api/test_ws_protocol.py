@@ -9,32 +9,20 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 import websockets
-from live import (
-    DASHBOARD_ROW_FIELDS,
-    INDICATOR_FIELDS,
-    RATIO_FIELDS,
-    TICK_FIELDS,
-    LiveService,
-    WsVariant,
-    closed_by_server,
-    collect,
-    live_service,
-    recv_json,
-    recv_until,
-    send_json,
-    variant_settings,
-    wait_for,
-    ws_client,
-)
+from support.contract import DASHBOARD_ROW_FIELDS, INDICATOR_FIELDS, RATIO_FIELDS, TICK_FIELDS
+from support.poll import eventually
+from support.server import LiveService, live_service
+from support.wsclient import closed_by_server, collect, recv_json, recv_until, send_json, ws_client
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus
 
 from cotiza.settings import Settings
+
+pytestmark = pytest.mark.live
 
 AL30 = "MERV - XMEV - AL30 - 24hs"
 AL30D = "MERV - XMEV - AL30D - 24hs"
@@ -43,9 +31,9 @@ TOKEN = "s3cret-token-value"
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path, ws_variant: WsVariant) -> Callable[..., Settings]:
-    """Settings for this module's services: each under every WebSocket variant."""
-    return variant_settings(tmp_path, ws_variant)
+def make_settings(variant_settings: Callable[..., Settings]) -> Callable[..., Settings]:
+    """Every service of this module, ``service`` included, runs under each WebSocket variant."""
+    return variant_settings
 
 
 @pytest.fixture
@@ -293,7 +281,7 @@ async def test_connection_limit_closes_with_1013(
             assert closed.rcvd is not None
             assert (closed.rcvd.code, closed.rcvd.reason) == (1013, "Too many connections")
             await assert_alive(second)
-        await wait_for(lambda: not live.services.hub.connections, message="connections gone")
+        await eventually(lambda: not live.services.hub.connections, message="connections gone")
         async with ws_client(live, "/ws/dashboard") as again:
             await assert_alive(again)
 

@@ -8,20 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from live import (
-    LiveService,
-    WsVariant,
-    fast_settings,
-    live_service,
-    recv_json,
-    recv_until,
-    send_json,
-    variant_settings,
-    ws_client,
-)
+from support.server import LiveService, WsVariant, live_service
+from support.settings import fast_settings
+from support.wsclient import recv_json, recv_until, send_json, ws_client
 
 from cotiza.settings import Settings
 from cotiza.ws.transport import AsgiSocket, DirectSocket, WritePath
+
+pytestmark = pytest.mark.live
 
 AL30 = "MERV - XMEV - AL30 - 24hs"
 START_LOG = {
@@ -36,9 +30,9 @@ START_LOG = {
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path, ws_variant: WsVariant) -> Callable[..., Settings]:
-    """Settings for this module's services: each under every WebSocket variant."""
-    return variant_settings(tmp_path, ws_variant)
+def make_settings(variant_settings: Callable[..., Settings]) -> Callable[..., Settings]:
+    """Every service of this module, ``service`` included, runs under each WebSocket variant."""
+    return variant_settings
 
 
 async def writes_by_path(live: LiveService) -> dict[str, float]:

@@ -1,21 +1,15 @@
-"""Helpers for the browser tests: Chromium's settings, free ports, pages that record errors.
+"""Helpers for the browser tests: Chromium's settings and pages that record errors.
 
-The live-service harness of the API tests is reused as is; its folder is put on the path
-here because these tests also run on their own (``pytest tests/browser``).
+The live service, ports and settings come from ``tests/support``.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from playwright.async_api import ConsoleMessage, Page
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "api"))
-
-from live import FAST, LiveService, free_port, live_service
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -33,12 +27,8 @@ __all__ = [
     "ARTIFACTS",
     "CHROMIUM",
     "CHROMIUM_ARGS",
-    "FAST",
-    "LiveService",
     "OpenDashboard",
     "OpenPage",
-    "free_port",
-    "live_service",
 ]
 
 

@@ -8,35 +8,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from browser_harness import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    LiveService,
-    OpenDashboard,
-    OpenPage,
-    live_service,
-)
-from live import fast_settings
+from browser_harness import CHROMIUM, CHROMIUM_ARGS, OpenDashboard, OpenPage
 from playwright.async_api import Browser, async_playwright
+from support.server import LiveService
+from support.settings import settings_factory
 
 from cotiza.settings import Settings
 
 
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
-    def build(**overrides: Any) -> Settings:
-        return fast_settings(tmp_path, **{"demo_history_days": 2, **overrides})
-
-    return build
-
-
-@pytest.fixture
-async def service(make_settings: Callable[..., Settings]) -> AsyncIterator[LiveService]:
-    async with live_service(make_settings()) as live:
-        yield live
+    """The generic ``make_settings`` with two days of demo history for the charts."""
+    return settings_factory(tmp_path, demo_history_days=2)
 
 
 @pytest.fixture

@@ -6,17 +6,15 @@ import asyncio
 import contextlib
 import csv
 import io
-import os
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from browser_harness import ARTIFACTS, LiveService, free_port
-from live import service_env, wait_healthy
+from browser_harness import ARTIFACTS
 from playwright.async_api import Locator, Page, expect
+from support.process import service_process as running_service
+from support.server import LiveService
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,32 +81,10 @@ AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 
 @contextlib.contextmanager
 def service_process(tmp_path: Path, **env: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """``main.py`` as a real subprocess on a free port (so a test can SIGSTOP it)."""
-    port = free_port()
-    log = (tmp_path / "service.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "main.py"), "--host", "127.0.0.1", "--port", str(port)],
-        env=service_env(
-            tmp_path, **{"SIM_TICKS_PER_SECOND": "50", "RATIO_SAMPLE_INTERVAL": "0.5", **env}
-        ),
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        wait_healthy(port, proc)
-        yield proc, port
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGCONT)
-            proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
+    """``support.process.service_process`` with a simulator and sampling the page can see."""
+    defaults = {"SIM_TICKS_PER_SECOND": "50", "RATIO_SAMPLE_INTERVAL": "0.5"}
+    with running_service(tmp_path, **{**defaults, **env}) as started:
+        yield started
 
 
 async def open_chart(page: Page, pair_id: int) -> Locator:

@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from browser_harness import ARTIFACTS, OpenDashboard, live_service
+from browser_harness import ARTIFACTS, OpenDashboard
 from pagekit import (
     csv_rows,
     download_bytes,
@@ -20,6 +20,7 @@ from pagekit import (
     wait_live,
 )
 from playwright.async_api import Locator, Page, expect
+from support.server import live_service
 
 from cotiza.settings import Settings
 

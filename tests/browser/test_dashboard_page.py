@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 
 import pytest
-from browser_harness import LiveService, OpenDashboard, free_port, live_service
+from browser_harness import OpenDashboard
 from pagekit import (
     DASHBOARD_HEADERS,
     pair_with_most_history,
@@ -15,6 +15,8 @@ from pagekit import (
     wait_prices_change,
 )
 from playwright.async_api import expect
+from support.ports import free_port
+from support.server import LiveService, live_service
 
 from cotiza.settings import Settings
 

@@ -10,9 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from browser_harness import LiveService, OpenDashboard, free_port, live_service
+from browser_harness import OpenDashboard
 from pagekit import save_screenshot, service_process, wait_live
 from playwright.async_api import Browser, Page, expect
+from support.ports import free_port
+from support.server import LiveService, live_service
 
 from cotiza.settings import Settings
 

@@ -7,9 +7,9 @@ import re
 from zoneinfo import ZoneInfo
 
 import pytest
-from browser_harness import LiveService
 from pagekit import open_chart, pair_with_most_history, wait_live
 from playwright.async_api import Browser, expect
+from support.server import LiveService
 
 pytestmark = pytest.mark.browser
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from browser_harness import LiveService, OpenDashboard
+from browser_harness import OpenDashboard
 from pagekit import (
     open_chart,
     pair_with_most_history,
@@ -12,6 +12,7 @@ from pagekit import (
     wait_live,
 )
 from playwright.async_api import Browser, Page, expect
+from support.server import LiveService
 
 pytestmark = pytest.mark.browser
 

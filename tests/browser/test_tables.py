@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser_harness import LiveService, OpenDashboard
+from browser_harness import OpenDashboard
 from pagekit import csv_rows, download_bytes, wait_live
 from playwright.async_api import Page, expect
+from support.server import LiveService
 
 pytestmark = pytest.mark.browser
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from browser_harness import live_service
 from pagekit import save_screenshot, wait_live
 from playwright.async_api import Browser, Page, expect
+from support.server import live_service
 
 from cotiza.settings import Settings
 

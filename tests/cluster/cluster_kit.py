@@ -1,5 +1,5 @@
 """Test helpers of cluster mode: a dedicated redis-server, a TCP proxy that can blackhole
-the subscription, a recording bus sink and a poll-until helper."""
+the subscription and a recording bus sink."""
 
 from __future__ import annotations
 
@@ -9,39 +9,18 @@ import os
 import signal
 import socket
 import subprocess
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
+from support.poll import eventually_sync
+from support.ports import free_port
 
+from cotiza.cluster import BusState, RedisBus
 from cotiza.cluster.envelope import BusMessage, Kind, Snapshot
 from cotiza.settings import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-async def eventually(
-    predicate: Callable[[], bool | Awaitable[bool]], timeout: float, interval: float = 0.01
-) -> float:
-    """Poll ``predicate`` until it holds; the seconds it took. AssertionError on timeout."""
-    started = time.monotonic()
-    while True:
-        result = predicate()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return time.monotonic() - started
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(interval)
 
 
 def cluster_settings(pg_url: str, redis_url: str, prefix: str, **overrides: Any) -> Settings:
@@ -123,17 +102,16 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock,
-            ):
-                sock.sendall(b"PING\r\n")
-                if sock.recv(16).startswith(b"+PONG"):
-                    return
-            time.sleep(0.02)
-        raise RuntimeError(f"redis-server did not start on {self.port}")
+        eventually_sync(self.answers, 10, f"redis-server answering on {self.port}", 0.02)
+
+    def answers(self) -> bool:
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock,
+        ):
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+        return False
 
     def kill(self) -> None:
         """SIGKILL: no goodbye to any client, every key lost."""
@@ -261,3 +239,17 @@ async def delete_prefix(url: str, prefix: str) -> None:
             await client.delete(*names)
     finally:
         await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def started(*buses: RedisBus) -> AsyncIterator[None]:
+    """Start ``buses``, wait until each subscriber is connected; stop them at the end."""
+    for bus in buses:
+        await bus.start()
+    try:
+        for bus in buses:
+            await bus.subscriber.wait_for(lambda s: s.state is BusState.CONNECTED, 10)
+        yield
+    finally:
+        for bus in buses:
+            await bus.stop()

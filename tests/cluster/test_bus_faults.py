@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
-from cluster_kit import RecordingSink, RedisServer, TcpProxy, eventually
+from cluster_kit import RecordingSink, RedisServer, TcpProxy, started
+from support.poll import eventually
 
 from cotiza.cluster import BusState, Kind, RedisBus
 from cotiza.settings import Settings
@@ -16,19 +17,6 @@ pytestmark = [pytest.mark.cluster]
 
 Factory = Callable[..., Settings]
 SHARED_PORT = 6379
-
-
-@asynccontextmanager
-async def started(*buses: RedisBus) -> AsyncIterator[None]:
-    for bus in buses:
-        await bus.start()
-    try:
-        for bus in buses:
-            await bus.subscriber.wait_for(lambda s: s.state is BusState.CONNECTED, 10)
-        yield
-    finally:
-        for bus in buses:
-            await bus.stop()
 
 
 @asynccontextmanager

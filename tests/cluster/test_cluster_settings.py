@@ -111,6 +111,7 @@ def test_renew_deadline_just_below_ttl_minus_retry_is_accepted() -> None:
     assert load_settings(lease_renew_deadline=4.9).lease_renew_deadline == 4.9
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize(
     ("env", "variable"),
     [

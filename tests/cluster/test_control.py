@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import pytest
-from cluster_kit import eventually
 from sqlalchemy import text
+from support.poll import eventually
 
 from cotiza.cluster import ControlListener, ControlStore, FeedAction, FeedCommand
 from cotiza.cluster.control import asyncpg_dsn

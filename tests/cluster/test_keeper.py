@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from cluster_kit import TcpProxy, eventually
+from cluster_kit import TcpProxy
 from sqlalchemy.ext.asyncio import create_async_engine
+from support.poll import eventually
 
 from cotiza.cluster import KeeperState, LeaseKeeper, PgLease
 from cotiza.errors import Fenced

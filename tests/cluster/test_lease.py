@@ -6,9 +6,9 @@ import asyncio
 import time
 
 import pytest
-from cluster_kit import eventually
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
+from support.poll import eventually
 
 from cotiza.cluster import LocalLease, PgLease
 from cotiza.errors import ClusterError, Fenced

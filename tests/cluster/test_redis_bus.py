@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
 import pytest
-from cluster_kit import RecordingSink, eventually
+from cluster_kit import RecordingSink, started
+from support.poll import eventually
 
 from cotiza.cluster import BusMessage, BusState, Kind, RedisBus
 from cotiza.settings import Settings
@@ -15,19 +15,6 @@ from cotiza.settings import Settings
 pytestmark = [pytest.mark.cluster]
 
 Factory = Callable[..., Settings]
-
-
-@asynccontextmanager
-async def started(*buses: RedisBus) -> AsyncIterator[None]:
-    for bus in buses:
-        await bus.start()
-    try:
-        for bus in buses:
-            await bus.subscriber.wait_for(lambda s: s.state is BusState.CONNECTED, 10)
-        yield
-    finally:
-        for bus in buses:
-            await bus.stop()
 
 
 def tick(symbol: str, version: int) -> str:

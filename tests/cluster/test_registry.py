@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable
 
 import pytest
-from cluster_kit import RecordingSink, eventually
+from cluster_kit import RecordingSink
+from support.poll import eventually
 
 from cotiza.cluster import BusState, NodeInfo, NodeRegistry, RedisBus, bus_subscribers, read_nodes
 from cotiza.cluster.backplane import Keys, create_client

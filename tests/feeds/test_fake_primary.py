@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -17,11 +16,14 @@ import orjson
 import pytest
 import websockets
 from primary_kit import AL30, DIC26
+from support.ports import free_port
 
 from cotiza.fake_primary import FakePrimary, Instrument, ReplayEngine, load_instruments
 from cotiza.feeds.primary_frames import md_frame, smd_message
 from cotiza.feeds.sim import SimFeed
 from cotiza.settings import Settings
+
+pytestmark = pytest.mark.live
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -168,12 +170,7 @@ def test_instrument_files_as_json_or_text(tmp_path: Path) -> None:
     assert [i.symbol for i in load_instruments(as_text)] == ["A", "B"]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
+@pytest.mark.subprocess
 async def test_cli_runs_the_fake_with_users_and_faults_until_sigterm(tmp_path: Path) -> None:
     """`cotiza fake-primary` serves with its users and fault knobs and stops on SIGTERM."""
     port = free_port()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -16,11 +15,14 @@ import orjson
 import pytest
 import websockets
 from primary_kit import AL30
+from support.ports import free_port
 from websockets.asyncio.client import ClientConnection
 
 from cotiza.fake_primary import FakePrimary
 from cotiza.fake_primary.sessions import OnExcess, SessionLimits
 from cotiza.feeds.primary_frames import smd_message
+
+pytestmark = pytest.mark.live
 
 ROOT = Path(__file__).resolve().parents[2]
 USERS = {"ana": "a", "bob": "b"}
@@ -146,12 +148,7 @@ def test_session_limits_rules() -> None:
         SessionLimits(0)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
+@pytest.mark.subprocess
 async def test_cli_flags_set_the_session_limit() -> None:
     """``cotiza fake-primary --max-sessions-per-user 1 --on-excess kick-oldest`` enforces it."""
     port = free_port()
@@ -179,6 +176,7 @@ async def test_cli_flags_set_the_session_limit() -> None:
         assert await asyncio.wait_for(process.wait(), 15) == 0
 
 
+@pytest.mark.subprocess
 def test_cli_refuses_a_session_limit_below_one() -> None:
     """A limit of 0 is a usage error of the command line (exit 2), not a silent no-limit."""
     proc = subprocess.run(

@@ -29,6 +29,8 @@ from cotiza.fake_primary import MALFORMED_FRAMES, FakePrimary
 from cotiza.feeds.base import FeedState
 from cotiza.feeds.primary import PrimaryFeed
 
+pytestmark = pytest.mark.live
+
 MAX_LATE = 0.2
 
 

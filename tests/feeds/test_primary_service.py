@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import sys
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from primary_kit import AL30, DIC26, FAST_PRIMARY
 from sqlalchemy import func, select
+from support.poll import eventually
+from support.server import LiveService, live_service
+from support.settings import FAST
+from support.wsclient import recv_until, send_json, ws_client
 
 from cotiza.fake_primary import FakePrimary
 from cotiza.feeds.base import FeedState
@@ -21,8 +25,7 @@ from cotiza.models import Quote
 from cotiza.settings import Settings
 from cotiza.storage.tables import ratio_samples
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
-from live import FAST, LiveService, live_service, recv_until, send_json, wait_for, ws_client
+pytestmark = pytest.mark.live
 
 
 def service_settings(fake: FakePrimary, tmp_path: Path, **overrides: Any) -> Settings:
@@ -139,7 +142,7 @@ async def test_no_sample_is_stored_while_primary_is_unreachable(
             async with services.database.engine.connect() as conn:
                 return int(await conn.scalar(query) or 0)
 
-        await wait_for(lambda: stored_since(0.0), timeout=30, message="samples before")
+        await eventually(lambda: stored_since(0.0), timeout=30, message="samples before")
         fake.faults.unavailable = True
         fake.drop_all()
         await feed.wait_for_state(FeedState.RECONNECTING)
@@ -147,7 +150,7 @@ async def test_no_sample_is_stored_while_primary_is_unreachable(
         assert lost_at is not None and services.feed.live_since is None
         await fake.wait_until(lambda: len(fake.handshakes) >= 3)
         rounds = services.ratios.sample_rounds + 6
-        await wait_for(lambda: services.ratios.sample_rounds >= rounds, timeout=30)
+        await eventually(lambda: services.ratios.sample_rounds >= rounds, timeout=30)
         await services.writer.flush()
         assert await stored_since(lost_at) == 0
 
@@ -155,7 +158,7 @@ async def test_no_sample_is_stored_while_primary_is_unreachable(
         await feed.wait_for_state(FeedState.CONNECTED, timeout=10)
         connected_at = services.feed.live_since
         assert connected_at is not None and connected_at > lost_at
-        await wait_for(lambda: stored_since(connected_at), timeout=30, message="samples after")
+        await eventually(lambda: stored_since(connected_at), timeout=30, message="samples after")
         assert await stored_since(lost_at) == await stored_since(connected_at)
 
 

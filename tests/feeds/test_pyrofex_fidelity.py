@@ -20,6 +20,8 @@ from pyRofex.components import globals as pyrofex_globals
 
 from cotiza.fake_primary import FakePrimary
 
+pytestmark = pytest.mark.live
+
 ENV = pyRofex.Environment.REMARKET
 
 

@@ -98,6 +98,7 @@ async def record_live(fake: FakePrimary, path: Path) -> tuple[PrimaryFeed, list[
     return feed, quotes.quotes, cache
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("name", ["live.ndjson", "live.ndjson.gz"])
 async def test_record_then_replay_reproduces_the_live_quotes(
     fake: FakePrimary, tmp_path: Path, name: str
@@ -224,6 +225,7 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
     )
 
 
+@pytest.mark.subprocess
 async def test_cli_records_the_simulator_and_imports_the_recording(tmp_path: Path) -> None:
     """`cotiza record` writes the simulator's quotes as Md frames; `replay --to-db` stores them."""
     out = tmp_path / "sim.ndjson.gz"
@@ -246,6 +248,7 @@ async def test_cli_records_the_simulator_and_imports_the_recording(tmp_path: Pat
     assert (symbol, bid) == (quotes[0].symbol, quotes[0].bid)
 
 
+@pytest.mark.subprocess
 async def test_cli_records_the_primary_feed_raw_frames(fake: FakePrimary, tmp_path: Path) -> None:
     """`cotiza record` with FEED=primary writes the frames exactly as the fake sent them."""
     out = tmp_path / "primary.ndjson"

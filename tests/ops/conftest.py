@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from opskit import Harness
+from opskit import Harness, Recorder
 
 
 @pytest.fixture
@@ -17,3 +17,13 @@ def ops(tmp_path: Path) -> Iterator[Harness]:
         yield harness
     finally:
         harness.cleanup()
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    """An HTTP server recording what the monitor's alerts post (webhook, Telegram)."""
+    server = Recorder()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -3,7 +3,9 @@
 It answers the endpoints the monitor probes (``/cotizaciones/health``, ``/health/detailed``,
 ``/admin/drain``) and can start slowly, never become ready, grow or spike in memory,
 ignore SIGTERM, crash after a while (unless a "fixed" file exists), or answer health
-with 200-unhealthy, 500, 503, garbage or not at all. ``POST /fixture/mode?m=MODE``
+with 200-unhealthy, 500, 503, garbage or not at all. With ``--cluster-role`` it also
+shows a cluster block in ``/health/detailed`` and answers ``/admin/handover`` (checking
+``API_TOKEN``), writing each event to ``--events-file``. ``POST /fixture/mode?m=MODE``
 changes the health mode of this process only, so a restarted process is healthy again.
 """
 
@@ -30,6 +32,38 @@ class Fixture:
         self.ballast: list[bytes] = []
         self.spike_done = False
         self.lock = threading.Lock()
+        # --cluster-role: a cluster node's block in /health/detailed, and /admin/handover.
+        self.node_id = f"fixture:{args.port}"
+        self.leader = args.cluster_role == "leader"
+        self.leader_node: str | None = self.node_id if self.leader else "fixture-other"
+        self.epoch = 7
+
+    def record(self, event: str, **fields: object) -> None:
+        """One JSON line per cluster event, for tests that check the order of things."""
+        if self.args.events_file:
+            line = json.dumps({"event": event, "t": time.time(), "pid": os.getpid(), **fields})
+            with open(self.args.events_file, "a", encoding="utf-8") as out:
+                out.write(line + "\n")
+
+    def cluster_block(self) -> dict[str, object]:
+        return {
+            "role": "auto",
+            "node_id": self.node_id,
+            "leader": self.leader,
+            "leader_node": self.leader_node,
+            "epoch": self.epoch,
+            "backplane": {"connected": True, "lag_ms": 0.3},
+        }
+
+    def hand_over(self) -> None:
+        """Step down now; another node takes the lease after --handover-delay."""
+        self.leader, self.leader_node = False, None
+
+        def elected() -> None:
+            time.sleep(self.args.handover_delay)
+            self.leader_node, self.epoch = "fixture-standby", self.epoch + 1
+
+        threading.Thread(target=elected, daemon=True).start()
 
     def grow(self) -> None:
         step = self.args.grow_mb / 10
@@ -94,7 +128,10 @@ def make_handler(fixture: Fixture) -> type[BaseHTTPRequestHandler]:
                 }
                 self.reply(200, body)
                 return
-            self.reply(200, {"status": status, "timestamp": now, "checks": {}})
+            body: dict[str, object] = {"status": status, "timestamp": now, "checks": {}}
+            if detailed and fixture.args.cluster_role:
+                body["cluster"] = fixture.cluster_block()
+            self.reply(200, body)
 
         def do_GET(self) -> None:
             path = urlsplit(self.path).path
@@ -123,7 +160,20 @@ def make_handler(fixture: Fixture) -> type[BaseHTTPRequestHandler]:
                 fixture.mode = mode
                 self.reply(200, {"pid": os.getpid(), "mode": mode})
             elif url.path == "/admin/drain":
+                fixture.record("drain")
                 self.reply(200, {"status": "success", "closed": 0})
+            elif url.path == "/admin/handover" and fixture.args.cluster_role:
+                token = os.environ.get("API_TOKEN")
+                if token and self.headers.get("Authorization") != f"Bearer {token}":
+                    fixture.record("handover_refused")
+                    self.reply(401, {"detail": "missing or wrong token"})
+                    return
+                fixture.record("handover", leader=fixture.leader)
+                if fixture.args.handover_status != 202:
+                    self.reply(fixture.args.handover_status, {"detail": "fixture refuses"})
+                    return
+                fixture.hand_over()
+                self.reply(202, {"status": "handing over"})
             else:
                 self.reply(404, {"detail": "not found"})
 
@@ -144,10 +194,21 @@ def main() -> None:
     parser.add_argument("--spike-mb", type=float, default=0.0)
     parser.add_argument("--spike-at", type=float, default=0.5)
     parser.add_argument("--spike-for", type=float, default=0.5)
+    parser.add_argument("--cluster-role", choices=("leader", "follower"), default=None)
+    parser.add_argument("--handover-delay", type=float, default=0.3)
+    parser.add_argument("--handover-status", type=int, default=202)
+    parser.add_argument("--events-file", default=None)
     args = parser.parse_args()
 
     if args.ignore_sigterm:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    elif args.events_file:
+
+        def terminated(signum: int, frame: object) -> None:
+            Fixture(args).record("sigterm")
+            sys.exit(0)
+
+        signal.signal(signal.SIGTERM, terminated)
     fixed = args.fixed_file is not None and Path(args.fixed_file).exists()
     if args.exit_at_start and not fixed:
         sys.exit(3)

@@ -6,17 +6,17 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import psutil
+from support.poll import eventually_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -56,39 +56,6 @@ FAST_MONITOR = [
     "--stable-after", "2",
     "--giveup-interval", "3",
 ]  # fmt: skip
-
-T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for(
-    predicate: Callable[[], T], timeout: float, message: str = "condition", every: float = 0.05
-) -> T:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {message}")
-        time.sleep(every)
-
-
-def stays(
-    predicate: Callable[[], bool], duration: float, message: str, every: float = 0.05
-) -> None:
-    """Assert that ``predicate`` holds for the whole of ``duration`` seconds."""
-    deadline = time.monotonic() + duration
-    while time.monotonic() < deadline:
-        assert predicate(), message
-        time.sleep(every)
 
 
 def get(port: int, path: str, timeout: float = 1.0) -> httpx.Response | None:
@@ -198,7 +165,7 @@ class Harness:
 
     def wait_running(self, port: int, timeout: float = 60) -> int:
         """Wait until the monitor reports RUNNING and the service answers; return its pid."""
-        pid: int = wait_for(
+        pid: int = eventually_sync(
             lambda: self.service_pid(port) if healthy(port) else None, timeout, "RUNNING"
         )
         return pid
@@ -216,7 +183,7 @@ class Harness:
 
     def new_start(self, port: int, old: int, timeout: float = 20, since: float = 0.0) -> int:
         """Wait for the monitor to start a process other than ``old``; return its pid."""
-        pid: int = wait_for(
+        pid: int = eventually_sync(
             lambda: next(
                 (e["pid"] for e in self.events(port, "start", since=since) if e["pid"] != old), None
             ),

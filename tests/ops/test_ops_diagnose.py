@@ -14,12 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from opskit import DIAGNOSE, PY, Harness, free_port, get, healthy, post, wait_for
+from opskit import DIAGNOSE, PY, Harness, get, healthy, post
+from support.poll import eventually_sync
+from support.ports import free_port
 
 from cotiza.diagnose import render
 from cotiza.diagnose.findings import Finding, Level, Report
 from cotiza.diagnose.run import DiagnoseConfig, diagnose
 from cotiza.monitor.ledger import Entry, Ledger, RunPaths
+
+pytestmark = pytest.mark.subprocess
 
 
 @dataclass
@@ -55,8 +59,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         # A busy CI machine delays the loop by a few hundred ms: warn only past 0.5 s here.
         env = {"FEED_WARN_AFTER": "0.3", "FEED_FAIL_AFTER": "0.6", "LOOP_LAG_WARN": "0.5"}
         proc = ops.service(port, **env)
-        wait_for(lambda: healthy(port), 60, "the service")
-        wait_for(lambda: _stored_samples(ops.tmp / "cotiza.db"), 30, "a stored ratio sample")
+        eventually_sync(lambda: healthy(port), 60, "the service")
+        eventually_sync(lambda: _stored_samples(ops.tmp / "cotiza.db"), 30, "a stored ratio sample")
         yield Running(ops, port, proc.pid)
     finally:
         ops.cleanup()
@@ -104,7 +108,9 @@ def test_degraded_service_warns_with_a_hint_and_fail_on_crit_passes(service: Run
     """A paused feed: HTTP and WebSocket warn (staleness, no fresh tick); exit 1, or 0 on crit."""
     post(service.port, "/debug/feed/pause")
     try:
-        wait_for(lambda: (r := get(service.port, "/readyz")) and r.status_code == 503, 10, "stale")
+        eventually_sync(
+            lambda: (r := get(service.port, "/readyz")) and r.status_code == 503, 10, "stale"
+        )
         code, report = service.run("--ws-timeout", "1.5")
         found = checks(report)
         assert found["http"]["status"] == "warn" and "feed:staleness" in found["http"]["summary"]
@@ -125,7 +131,7 @@ def test_blocked_loop_shows_a_failing_lag_check(service: Running) -> None:
     assert http.level is Level.CRIT and "event_loop:lag fail" in http.summary
     assert http.hint and "blocked" in http.hint
     assert report.exit_code() == 2
-    wait_for(lambda: healthy(service.port), 10, "the loop free again")
+    eventually_sync(lambda: healthy(service.port), 10, "the loop free again")
 
 
 def test_hung_service_port_open_http_timing_out(service: Running) -> None:
@@ -143,7 +149,7 @@ def test_hung_service_port_open_http_timing_out(service: Running) -> None:
     assert found["http"]["status"] == "crit" and "timed out" in found["http"]["summary"]
     assert found["websocket"]["status"] == "skip"
     assert found["resources"]["status"] == "crit" and "stopped" in found["resources"]["summary"]
-    wait_for(lambda: healthy(service.port), 10, "resumed")
+    eventually_sync(lambda: healthy(service.port), 10, "resumed")
 
 
 def test_nothing_listening_is_critical_and_skips_dependants(service: Running) -> None:
@@ -159,7 +165,7 @@ def test_foreign_process_on_the_port_is_named(service: Running) -> None:
     """A foreign listener: diagnose names its pid and command, calls it foreign, exits 2."""
     port = free_port()
     holder = service.ops.spawn([PY, "-c", LISTEN % port], "foreign")
-    wait_for(lambda: _accepts(port), 10, "the listener")
+    eventually_sync(lambda: _accepts(port), 10, "the listener")
     code, report = service.run(port=port)
     found = checks(report)
     assert code == 2 and found["port"]["status"] == "crit"

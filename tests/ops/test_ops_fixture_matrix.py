@@ -7,24 +7,14 @@ import itertools
 import json
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from opskit import (
-    DIAGNOSE,
-    MONITOR,
-    PY,
-    Harness,
-    Recorder,
-    free_port,
-    get,
-    healthy,
-    pid_gone,
-    post,
-    stays,
-    wait_for,
-)
+from opskit import DIAGNOSE, MONITOR, PY, Harness, Recorder, get, healthy, pid_gone, post
+from support.poll import eventually_sync, stays
+from support.ports import free_port
+
+pytestmark = pytest.mark.subprocess
 
 # Fixture processes start in a fraction of a second: tight budgets, no WebSocket canary.
 QUICK = (
@@ -32,15 +22,6 @@ QUICK = (
     *("--interval", "0.2", "--probe-timeout", "0.4", "--startup-budget", "6"),
     *("--backoff-jitter", "0", "--stable-after", "1"),
 )
-
-
-@pytest.fixture
-def recorder() -> Iterator[Recorder]:
-    server = Recorder()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def start(
@@ -54,9 +35,9 @@ def test_row4_foreign_port_holder_backs_off_and_gives_up(ops: Harness) -> None:
     """Row 4: a foreign listener on the port: growing delays, then GAVE_UP with that reason."""
     port = free_port()
     holder = ops.spawn([PY, "-c", _LISTEN.format(port=port)], "holder")
-    wait_for(lambda: _listening(port), 10, "the foreign listener")
+    eventually_sync(lambda: _listening(port), 10, "the foreign listener")
     start(ops, port, monitor_flags=("--max-restarts", "3", "--backoff-base", "0.2"))
-    gave_up = wait_for(lambda: ops.events(port, "gave_up"), 15, "give-up")[0]
+    gave_up = eventually_sync(lambda: ops.events(port, "gave_up"), 15, "give-up")[0]
     assert f"held by pid {holder.pid}" in gave_up["reason"] and "foreign" in gave_up["reason"]
     attempts = [e["ts"] for e in ops.events(port, "start_failed")]
     assert len(attempts) == 4 and not ops.events(port, "start")
@@ -90,7 +71,7 @@ def test_row6_slow_start_within_budget_is_not_restarted(ops: Harness) -> None:
     """Row 6: a start slower than the probes but within the budget is left alone."""
     port = free_port()
     start(ops, port, "--start-delay", "1.5", monitor_flags=("--startup-budget", "5"))
-    ready = wait_for(lambda: ops.events(port, "ready"), 15, "ready")[0]
+    ready = eventually_sync(lambda: ops.events(port, "ready"), 15, "ready")[0]
     first = ops.events(port, "start")[0]
     assert ready["ts"] - first["ts"] >= 1.5
     assert not ops.events(port, "restart")
@@ -102,7 +83,7 @@ def test_row6_never_ready_gets_exactly_one_restart_per_budget(ops: Harness) -> N
     start(
         ops, port, "--never-ready", monitor_flags=("--startup-budget", "1", "--max-restarts", "5")
     )
-    wait_for(lambda: len(ops.events(port, "restart")) >= 3, 20, "three restarts")
+    eventually_sync(lambda: len(ops.events(port, "restart")) >= 3, 20, "three restarts")
     starts = [e["ts"] for e in ops.events(port, "start")]
     restarts = ops.events(port, "restart")[:3]
     for begun, restart in zip(starts, restarts, strict=False):
@@ -121,7 +102,7 @@ def test_row7_memory_growth_over_the_limit_restarts_for_memory(ops: Harness) -> 
         "150",
         monitor_flags=("--memory-limit-mb", "120", "--memory-samples", "3"),
     )
-    entry = wait_for(lambda: ops.events(port, "restart"), 20, "a restart")[0]
+    entry = eventually_sync(lambda: ops.events(port, "restart"), 20, "a restart")[0]
     assert entry["reason"].startswith("memory: RSS") and "3 samples" in entry["reason"]
     assert ops.events(port, "memory_high")
 
@@ -131,8 +112,8 @@ def test_row7_single_spike_is_not_restarted(ops: Harness) -> None:
     port = free_port()
     flags = ("--spike-mb", "200", "--spike-at", "1", "--spike-for", "0.8")
     start(ops, port, *flags, monitor_flags=("--memory-limit-mb", "120", "--memory-samples", "8"))
-    wait_for(lambda: ops.events(port, "memory_high"), 15, "the spike seen by the monitor")
-    wait_for(
+    eventually_sync(lambda: ops.events(port, "memory_high"), 15, "the spike seen by the monitor")
+    eventually_sync(
         lambda: (r := get(port, "/fixture/state")) and r.json()["spike_done"], 10, "spike over"
     )
     stays(lambda: not ops.events(port, "restart"), 1.5, "no restart for a spike")
@@ -155,7 +136,7 @@ def test_row8_fast_crash_loop_backs_off_gives_up_and_recovers(
         TELEGRAM_BOT_TOKEN="123:abc",
         TELEGRAM_CHAT_ID="42",
     )
-    gave_up = wait_for(lambda: ops.events(port, "gave_up"), 20, "give-up")[0]
+    gave_up = eventually_sync(lambda: ops.events(port, "gave_up"), 20, "give-up")[0]
     delays = [e["detail"]["delay"] for e in ops.events(port, "restart")]
     assert delays == [0.0, 0.3, 0.6]  # growing delays; jitter is off in this test
     assert "exited during start-up" in gave_up["reason"] and gave_up["exit_code"] == 3
@@ -163,9 +144,9 @@ def test_row8_fast_crash_loop_backs_off_gives_up_and_recovers(
     stays(lambda: len(ops.events(port, "start")) == starts, 2, "no start right after giving up")
     assert ops.state(port)["state"] == "GAVE_UP"
     fixed.touch()
-    wait_for(lambda: ops.events(port, "resumed"), 15, "resumed")
-    wait_for(lambda: healthy(port), 5, "healthy")
-    wait_for(
+    eventually_sync(lambda: ops.events(port, "resumed"), 15, "resumed")
+    eventually_sync(lambda: healthy(port), 5, "healthy")
+    eventually_sync(
         lambda: recorder.bodies("/hook") and recorder.bodies("/hook")[-1]["event"] == "recovered",
         10,
         "recovery alert",
@@ -187,7 +168,7 @@ def test_row8_slow_crash_loop_counts_every_restart_and_gives_up(ops: Harness) ->
         *("--crash-after", "1.0"),
         monitor_flags=("--max-restarts", "3", "--backoff-base", "0.2", "--stable-after", "5"),
     )
-    wait_for(lambda: ops.events(port, "gave_up"), 30, "give-up")
+    eventually_sync(lambda: ops.events(port, "gave_up"), 30, "give-up")
     restarts = ops.events(port, "restart")
     assert len(restarts) == 3 and all(e["exit_code"] == 3 for e in restarts)
     assert len(ops.events(port, "ready")) == 4  # each run was healthy before it crashed
@@ -210,7 +191,7 @@ def test_row9_process_ignoring_sigterm_is_sigkilled_after_grace(ops: Harness) ->
     start(ops, port, "--ignore-sigterm", monitor_flags=("--term-grace", "0.5"))
     old = ops.wait_running(port, 15)
     post(port, "/fixture/mode?m=500")
-    entry = wait_for(lambda: ops.events(port, "restart"), 15, "a restart")[0]
+    entry = eventually_sync(lambda: ops.events(port, "restart"), 15, "a restart")[0]
     assert entry["pid"] == old and entry["signal"] == 9
     assert pid_gone(old)  # reaped by the monitor, not left a zombie
     assert "ignored SIGTERM" in ops.output(f"monitor-{port}")
@@ -223,7 +204,7 @@ def test_row9_pair_process_honouring_sigterm_is_not_sigkilled(ops: Harness) -> N
     start(ops, port, monitor_flags=("--term-grace", "5"))
     old = ops.wait_running(port, 15)
     post(port, "/fixture/mode?m=500")
-    entry = wait_for(lambda: ops.events(port, "restart"), 15, "a restart")[0]
+    entry = eventually_sync(lambda: ops.events(port, "restart"), 15, "a restart")[0]
     assert entry["pid"] == old and entry["signal"] == signal.SIGTERM
     assert "ignored SIGTERM" not in ops.output(f"monitor-{port}")
 
@@ -244,11 +225,11 @@ def test_row10_bad_health_answer_counts_as_failure(ops: Harness, mode: str, expe
     start(ops, port, monitor_flags=("--max-restarts", "5"))
     old = ops.wait_running(port, 15)
     post(port, f"/fixture/mode?m={mode}")
-    entry = wait_for(lambda: ops.events(port, "restart"), 15, "a restart")[0]
+    entry = eventually_sync(lambda: ops.events(port, "restart"), 15, "a restart")[0]
     assert entry["pid"] == old and expected in entry["reason"]
     new = ops.wait_running(port, 15)  # and it keeps probing the new process
     post(port, f"/fixture/mode?m={mode}")
-    second = wait_for(
+    second = eventually_sync(
         lambda: len(ops.events(port, "restart")) >= 2 and ops.events(port, "restart")[1],
         15,
         "again",
@@ -300,7 +281,7 @@ def test_monitor_status_shows_state_pid_uptime_restarts_and_reasons(ops: Harness
     old = ops.wait_running(port, 15)
     post(port, "/fixture/mode?m=500")
     ops.new_start(port, old)
-    pid = wait_for(
+    pid = eventually_sync(
         lambda: ops.service_pid(port) not in (None, old) and ops.service_pid(port), 15, "up"
     )
     result = ops.cli(MONITOR, "status", "--port", str(port), "--run-dir", str(ops.run_dir))

@@ -1,4 +1,5 @@
-"""Where operations code runs: monitor, diagnose and the service depend on each other one way."""
+"""Where code runs: monitor, diagnose and the service depend on each other one way, and the
+fake servers shipped in the package are reached only through the CLI."""
 
 from __future__ import annotations
 
@@ -45,3 +46,21 @@ def test_the_service_reads_only_the_monitor_ledger() -> None:
         and not name.startswith("cotiza.monitor.ledger")
     )
     assert offenders == []
+
+
+def test_the_fake_servers_are_reached_only_through_the_cli() -> None:
+    """``cotiza.fake_primary`` and ``cotiza.fake_telegram`` ship in the package for
+    ``cotiza fake-primary`` / ``cotiza fake-telegram``; nothing the service runs imports them."""
+    fakes = ("cotiza.fake_primary", "cotiza.fake_telegram")
+    allowed = (SRC / "fake_primary", SRC / "fake_telegram", SRC / "cli")
+    offenders = sorted(
+        f"{path.relative_to(SRC)}: {name}"
+        for path in SRC.rglob("*.py")
+        if not any(path.is_relative_to(d) for d in allowed)
+        for name in imported(path)
+        if name.startswith(fakes)
+    )
+    assert offenders == []
+    cli = {name for path in (SRC / "cli").glob("*.py") for name in imported(path)}
+    assert any(name.startswith("cotiza.fake_primary") for name in cli)
+    assert any(name.startswith("cotiza.fake_telegram") for name in cli)

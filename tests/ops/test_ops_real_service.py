@@ -20,7 +20,11 @@ from pathlib import Path
 import psutil
 import pytest
 import websockets
-from opskit import MONITOR, Harness, free_port, get, healthy, pid_gone, post, stays, wait_for
+from opskit import MONITOR, Harness, get, healthy, pid_gone, post
+from support.poll import eventually_sync, stays
+from support.ports import free_port
+
+pytestmark = pytest.mark.subprocess
 
 
 @dataclass
@@ -69,7 +73,7 @@ def test_row1_sigkill_restarts_with_new_pid_and_signal_9(busy: Monitored) -> Non
     """Row 1: a SIGKILLed service is restarted at once with a new pid; the ledger says signal 9."""
     old, mark = busy.running(), time.time()
     os.kill(old, signal.SIGKILL)
-    entry = wait_for(lambda: busy.restarts(mark), 10, "a restart")[0]
+    entry = eventually_sync(lambda: busy.restarts(mark), 10, "a restart")[0]
     assert entry["pid"] == old and entry["signal"] == 9
     assert entry["detail"]["delay"] < 0.5  # within one interval plus a short backoff
     new = busy.running()
@@ -80,14 +84,14 @@ def test_health_detailed_shows_the_monitors_last_restarts(busy: Monitored) -> No
     """The service reports the monitor's recent restarts (read from its ledger) in its health."""
     old, mark = busy.running(), time.time()
     os.kill(old, signal.SIGKILL)
-    wait_for(lambda: busy.restarts(mark), 10, "a restart")
+    eventually_sync(lambda: busy.restarts(mark), 10, "a restart")
     busy.running()
 
     def monitor_info() -> dict | None:
         response = get(busy.port, "/health/detailed", timeout=3)
         return response.json().get("monitor") if response is not None else None
 
-    monitor = wait_for(monitor_info, 10, "monitor info")
+    monitor = eventually_sync(monitor_info, 10, "monitor info")
     assert monitor["state"] is not None
     last = monitor["restarts"][-1]
     assert last["event"] == "restart" and last["timestamp"] >= mark
@@ -105,14 +109,14 @@ def test_row2_sigstop_escalates_to_sigkill_after_n_failures(busy: Monitored) -> 
     """Row 2: a SIGSTOPped service times out, is restarted after N failures, and SIGKILLed."""
     old, mark = busy.running(), time.time()
     os.kill(old, signal.SIGSTOP)
-    entry = wait_for(lambda: busy.restarts(mark), 15, "a restart")[0]
+    entry = eventually_sync(lambda: busy.restarts(mark), 15, "a restart")[0]
     failures = busy.ops.events(busy.port, "failure", since=mark)
     assert len(failures) >= 2  # threshold 3: two rounds FAILING, the third restarts
     assert "3 consecutive failures" in entry["reason"] and "timed out" in entry["reason"]
     assert entry["signal"] == 9  # a stopped process never runs its SIGTERM handler
     incident = json.loads(Path(entry["incident"]).read_text())
     assert "stopped" in incident["stack_note"]
-    wait_for(lambda: pid_gone(old), 5, "old pid gone")
+    eventually_sync(lambda: pid_gone(old), 5, "old pid gone")
     busy.ops.new_start(busy.port, old, since=mark)
 
 
@@ -121,10 +125,12 @@ def test_row2_pair_short_stop_below_threshold_does_not_restart(calm: Monitored) 
     pid, mark = calm.running(), time.time()
     os.kill(pid, signal.SIGSTOP)
     try:
-        wait_for(lambda: calm.ops.events(calm.port, "failure", since=mark), 10, "a failed probe")
+        eventually_sync(
+            lambda: calm.ops.events(calm.port, "failure", since=mark), 10, "a failed probe"
+        )
     finally:
         os.kill(pid, signal.SIGCONT)
-    wait_for(lambda: calm.ops.state(calm.port)["state"] == "RUNNING", 10, "RUNNING again")
+    eventually_sync(lambda: calm.ops.state(calm.port)["state"] == "RUNNING", 10, "RUNNING again")
     stays(lambda: not calm.restarts(mark), 1.5, "no restart")
     assert calm.ops.service_pid(calm.port) == pid
 
@@ -133,7 +139,7 @@ def test_row3_blocked_loop_captures_stack_dump_and_restarts(busy: Monitored) -> 
     """Row 3: a blocked event loop makes health time out; a stack dump is captured; restart."""
     old, mark = busy.running(), time.time()
     assert post(busy.port, "/debug/block?seconds=60").status_code == 200
-    entry = wait_for(lambda: busy.restarts(mark), 20, "a restart")[0]
+    entry = eventually_sync(lambda: busy.restarts(mark), 20, "a restart")[0]
     assert entry["pid"] == old and "timed out" in entry["reason"]
     incident = json.loads(Path(entry["incident"]).read_text())
     stack = incident["stack_dump"] or ""
@@ -147,7 +153,7 @@ def test_row3_pair_slow_but_responsive_loop_is_not_restarted(calm: Monitored) ->
     """Row 3 pair: short stalls that still let health answer in time never restart."""
     pid, mark = calm.running(), time.time()
     post(calm.port, "/debug/block?seconds=0.3&repeat=8&every=0.5")
-    lag = wait_for(lambda: _lag(calm.port), 5, "lag visible in /health/detailed")
+    lag = eventually_sync(lambda: _lag(calm.port), 5, "lag visible in /health/detailed")
     assert lag["status"] == "warn"  # slow, not dead: never a liveness failure
     stays(lambda: not calm.restarts(mark), 4, "no restart")
     assert calm.ops.service_pid(calm.port) == pid
@@ -189,7 +195,7 @@ def test_row11_paused_feed_fails_readiness_but_never_restarts(calm: Monitored) -
     pid, mark = calm.running(), time.time()
     post(calm.port, "/debug/feed/pause")
     try:
-        wait_for(lambda: _status(calm.port, "/readyz") == 503, 10, "not ready")
+        eventually_sync(lambda: _status(calm.port, "/readyz") == 503, 10, "not ready")
         detailed = get(calm.port, "/health/detailed").json()
         assert detailed["status"] == "degraded"
         assert detailed["checks"]["feed:staleness"][0]["status"] == "fail"
@@ -204,7 +210,7 @@ def test_row12_websocket_ticks_stop_canary_fails_and_restarts(busy: Monitored) -
     old, mark = busy.running(), time.time()
     post(busy.port, "/debug/ws-ticks/stop")
     assert healthy(busy.port)
-    entry = wait_for(lambda: busy.restarts(mark), 30, "a restart")[0]
+    entry = eventually_sync(lambda: busy.restarts(mark), 30, "a restart")[0]
     assert entry["pid"] == old and "websocket canary" in entry["reason"]
     busy.ops.new_start(busy.port, old, since=mark)
 
@@ -214,8 +220,8 @@ def test_row14_planned_restart_sends_1012_to_connected_clients(busy: Monitored) 
     old, mark = busy.running(), time.time()
     codes = asyncio.run(_clients_through_restart(busy, 3))
     assert codes == [1012, 1012, 1012]
-    drain = wait_for(lambda: busy.ops.events(busy.port, "drain", since=mark), 10, "drain")[0]
-    restart = wait_for(lambda: busy.restarts(mark), 10, "restart")[0]
+    drain = eventually_sync(lambda: busy.ops.events(busy.port, "drain", since=mark), 10, "drain")[0]
+    restart = eventually_sync(lambda: busy.restarts(mark), 10, "restart")[0]
     assert drain["detail"]["closed"] >= 3 and drain["ts"] <= restart["ts"]  # +1 if the canary
     assert restart["pid"] == old and restart.get("exit_code") == 0  # stopped gracefully
     busy.ops.new_start(busy.port, old, since=mark)
@@ -246,13 +252,13 @@ def test_row13_monitor_killed_and_restarted_adopts_the_service(busy: Monitored) 
     first.wait(5)
     assert healthy(port)
     ops.monitor(port, "--max-restarts", "50")
-    adopted = wait_for(lambda: ops.events(port, "adopt", since=mark), 20, "adoption")[0]
+    adopted = eventually_sync(lambda: ops.events(port, "adopt", since=mark), 20, "adoption")[0]
     assert adopted["pid"] == pid
 
     def fresh() -> int | None:
         return ops.service_pid(port) if ops.state(port)["monitor_pid"] != first.pid else None
 
-    wait_for(fresh, 20, "RUNNING under the new monitor")
+    eventually_sync(fresh, 20, "RUNNING under the new monitor")
     stays(lambda: not ops.events(port, "start", since=mark), 1.5, "no second start")
     assert ops.service_processes(port) == [pid]
     os.kill(pid, signal.SIGKILL)  # the adopted process is supervised like our own

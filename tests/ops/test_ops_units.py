@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import random
@@ -11,21 +10,20 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from opskit import MAIN, MONITOR, PY, Harness, Recorder, free_port, wait_for
+from opskit import Recorder
+from support.poll import eventually_sync
+from support.ports import free_port
 
 from cotiza import sdnotify
-from cotiza.cli.monitor import monitor_settings
-from cotiza.errors import ConfigurationError
 from cotiza.monitor.alerts import Alert, AlertConfig, Alerter
 from cotiza.monitor.ledger import Entry, Ledger, MonitorLock, MonitorState, read_state, write_state
 from cotiza.monitor.machine import Action, Machine, Observation, State
 from cotiza.monitor.probes import HttpResult, judge_detailed, judge_liveness
-from cotiza.monitor.settings import KNOBS, load_monitor_settings
-from cotiza.settings import Settings, load_settings
+from cotiza.monitor.settings import load_monitor_settings
+from cotiza.settings import Settings
 
 OK = Observation(alive=True, healthy=True)
 BAD = Observation(alive=True, healthy=False, reason="GET /cotizaciones/health: timed out")
@@ -209,6 +207,7 @@ def test_ledger_skips_a_torn_line_and_state_round_trips(tmp_path: Path) -> None:
     assert read_state(tmp_path / "bad.json") is None
 
 
+@pytest.mark.subprocess
 def test_lock_is_exclusive_and_released_when_the_holder_dies(tmp_path: Path) -> None:
     """One monitor per port: the lock refuses a second holder and frees itself on SIGKILL."""
     path = tmp_path / "m.lock"
@@ -235,15 +234,6 @@ def test_lock_is_exclusive_and_released_when_the_holder_dies(tmp_path: Path) -> 
 
 
 # -- alerts --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def recorder() -> Iterator[Recorder]:
-    server = Recorder()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def test_alerts_post_the_webhook_and_telegram_send_message(recorder: Recorder) -> None:
@@ -296,15 +286,6 @@ def test_failing_alert_receivers_never_raise_and_respect_the_timeout(behaviour: 
 # -- configuration -------------------------------------------------------------------------
 
 
-def test_debug_faults_need_a_test_environment_on_loopback() -> None:
-    """DEBUG_FAULTS is refused in production, on a public address, and allowed only in tests."""
-    with pytest.raises(ConfigurationError, match="DEBUG_FAULTS"):
-        load_settings(debug_faults=True, host="127.0.0.1")
-    with pytest.raises(ConfigurationError, match="DEBUG_FAULTS"):
-        load_settings(debug_faults=True, cotiza_env="test", host="0.0.0.0")
-    assert load_settings(debug_faults=True, cotiza_env="test", host="127.0.0.1").debug_faults
-
-
 def test_debug_routes_exist_only_when_enabled() -> None:
     """create_app mounts /debug routes only with DEBUG_FAULTS on."""
     from cotiza.api.app import create_app
@@ -315,83 +296,6 @@ def test_debug_routes_exist_only_when_enabled() -> None:
     assert "/debug/block" not in paths(Settings(host="127.0.0.1"))
     enabled = Settings(host="127.0.0.1", cotiza_env="test", debug_faults=True)
     assert "/debug/block" in paths(enabled)
-
-
-def _args(**values: object) -> argparse.Namespace:
-    base: dict[str, object] = dict.fromkeys(KNOBS)
-    base.update(port=None, host=None, no_canary=False)
-    base.update(values)
-    return argparse.Namespace(**base)
-
-
-@pytest.fixture
-def monitor_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A working directory without ``.env`` and an environment without monitor variables."""
-    from cotiza.monitor.settings import MonitorSettings
-
-    monkeypatch.chdir(tmp_path)
-    for name in MonitorSettings.model_fields:
-        monkeypatch.delenv(MonitorSettings.variable(name), raising=False)
-    return tmp_path
-
-
-def test_monitor_options_flag_beats_environment_beats_default(
-    monitor_env: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Flags override the environment, which overrides ``.env``, which overrides defaults."""
-    (monitor_env / ".env").write_text("MONITORING_INTERVAL=2\nMAX_RESTARTS=7\n")
-    config = monitor_settings(_args())
-    assert (config.interval, config.max_restarts, config.probe_timeout) == (2.0, 7, 2.0)
-    monkeypatch.setenv("MONITOR_FAILURE_THRESHOLD", "5")
-    monkeypatch.setenv("MONITORING_INTERVAL", "9")
-    config = monitor_settings(_args(failure_threshold=4))
-    assert config.failure_threshold == 4 and config.interval == 9.0 and config.probe_timeout == 5.0
-
-
-def test_monitor_options_name_the_bad_variable(
-    monitor_env: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """An invalid value stops with one message naming the variable or flag."""
-    monkeypatch.setenv("MONITOR_TERM_GRACE", "soon")
-    with pytest.raises(ConfigurationError, match="MONITOR_TERM_GRACE"):
-        monitor_settings(_args())
-    monkeypatch.delenv("MONITOR_TERM_GRACE")
-    with pytest.raises(ConfigurationError, match="--failure-threshold"):
-        monitor_settings(_args(failure_threshold=0))
-
-
-def test_monitor_settings_hold_the_one_default_of_each_knob(monitor_env: Path) -> None:
-    """MONITORING_INTERVAL and MAX_RESTARTS default only in MonitorSettings; timeouts follow."""
-    settings = load_monitor_settings()
-    assert (settings.interval, settings.max_restarts) == (30.0, 3)
-    assert (settings.probe_timeout, settings.canary_window) == (5.0, 5.0)
-    fast = load_monitor_settings(interval=0.5)
-    assert (fast.probe_timeout, fast.canary_window) == (0.5, 1.0)
-    assert not {"monitoring_interval", "max_restarts"} & set(Settings.model_fields)
-    (monitor_env / ".env").write_text("MONITOR_TERM_GRACE=3\n")
-    assert load_monitor_settings().term_grace == 3.0
-
-
-@pytest.mark.parametrize(
-    ("flags", "env", "named"),
-    [
-        ((), {"MONITORING_INTERVAL": "soon"}, "MONITORING_INTERVAL: expected a number"),
-        ((), {"MAX_RESTARTS": "-1"}, "MAX_RESTARTS: must be at least 0"),
-        ((), {"MONITOR_BACKOFF_JITTER": "2"}, "MONITOR_BACKOFF_JITTER: must be at most 1"),
-        (("--interval", "0"), {}, "--interval: must be at least 0.01"),
-    ],
-)
-def test_invalid_monitor_configuration_stops_it_with_exit_2_naming_it(
-    ops: Harness, flags: tuple[str, ...], env: dict[str, str], named: str
-) -> None:
-    """A bad monitor variable or flag stops ``monitor_service.py``: exit 2, one line, no files."""
-    port = str(free_port())
-    argv = (MONITOR, "--port", port, "--run-dir", str(ops.run_dir), *flags, "--", PY, MAIN)
-    result = ops.cli(*argv, **env)
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and named in lines[0], result.stderr
-    assert not ops.run_dir.exists()  # neither a state file nor a started service
 
 
 # -- probes and the service side -----------------------------------------------------------
@@ -425,6 +329,7 @@ def test_sd_notify_sends_ready_to_the_notify_socket(
     assert not sdnotify.notify("READY=1")
 
 
+@pytest.mark.subprocess
 def test_stack_dump_on_sigusr1_names_the_blocking_call(tmp_path: Path) -> None:
     """SIGUSR1 makes a process blocked in a sync call write every thread's stack to a file."""
     code = (
@@ -441,7 +346,9 @@ def test_stack_dump_on_sigusr1_names_the_blocking_call(tmp_path: Path) -> None:
         assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
         proc.send_signal(signal.SIGUSR1)
         dump = tmp_path / f"stack-{proc.pid}.txt"
-        wait_for(lambda: dump.exists() and "stuck_in_sleep" in dump.read_text(), 5, "the dump")
+        eventually_sync(
+            lambda: dump.exists() and "stuck_in_sleep" in dump.read_text(), 5, "the dump"
+        )
     finally:
         proc.kill()
         proc.wait()

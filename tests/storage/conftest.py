@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
+from support.settings import settings_factory
 
 from cotiza.models import Indicators, Quote, RatioSample, RatioValues
 from cotiza.settings import Settings
@@ -34,21 +34,16 @@ def fresh_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def make_settings(db_url: str) -> Callable[..., Settings]:
-    """Settings with fast writer timings; keyword arguments override them."""
-
-    def build(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            "database_url": db_url,
-            "write_flush_interval": 0.02,
-            "write_retry_base": 0.01,
-            "write_retry_max": 0.05,
-            "write_batch_size": 50,
-        }
-        values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
-
-    return build
+def make_settings(tmp_path: Path, db_url: str) -> Callable[..., Settings]:
+    """The generic ``make_settings`` on ``db_url``, with fast writer timings."""
+    return settings_factory(
+        tmp_path,
+        database_url=db_url,
+        write_flush_interval=0.02,
+        write_retry_base=0.01,
+        write_retry_max=0.05,
+        write_batch_size=50,
+    )
 
 
 def _sample(

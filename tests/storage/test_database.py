@@ -123,6 +123,7 @@ async def _tables_without_migrating(url: str) -> set[str]:
         await engine.dispose()
 
 
+@pytest.mark.subprocess
 async def test_alembic_command_line_upgrades_and_downgrades(fresh_db_url: str) -> None:
     """The alembic CLI migrates with ``-x url=...``; downgrade removes every table."""
     await _alembic("-x", f"url={fresh_db_url}", "upgrade", "head")

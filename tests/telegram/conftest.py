@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "alerts"))
-
-from alerts_kit import ALLOWED_CHAT, FAST_ALERTS, OTHER_ALLOWED_CHAT, TOKEN
-from live import fast_settings
+from alerts.alerts_kit import ALLOWED_CHAT, FAST_ALERTS, OTHER_ALLOWED_CHAT, TOKEN
+from support.settings import fast_settings
 
 from cotiza.fake_telegram import FakeTelegram
 from cotiza.settings import Settings

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from alerts_kit import ALLOWED_CHAT, FOREIGN_CHAT, OTHER_ALLOWED_CHAT, create_rule, wait_history
-from live import live_service, named_tasks, wait_for
+import pytest
+from alerts.alerts_kit import (
+    ALLOWED_CHAT,
+    FOREIGN_CHAT,
+    OTHER_ALLOWED_CHAT,
+    create_rule,
+    wait_history,
+)
+from support.poll import eventually
+from support.server import live_service, named_tasks
 
 from cotiza.fake_telegram import FakeTelegram, Fault
 from cotiza.feed_runner import RunnerState
 from cotiza.settings import Settings
 from cotiza.telegram.bot import REFUSAL, PollerState, parse_command
+
+pytestmark = pytest.mark.live
 
 
 async def ask(fake: FakeTelegram, chat: int, text: str, timeout: float = 10.0) -> str:
@@ -37,11 +47,11 @@ async def test_allowed_chat_reads_status_and_controls_the_feed(
     async with live_service(bot_settings()) as live:
         bot = live.services.bot
         assert bot is not None
-        await wait_for(lambda: bot.state is PollerState.RUNNING, message="bot polling")
+        await eventually(lambda: bot.state is PollerState.RUNNING, message="bot polling")
         assert fake.calls_of("deleteWebhook") and fake.calls_of("getMe")
         registered = [c["command"] for c in fake.state.commands]
         assert registered[:3] == ["estado", "status", "ratios"] and "alertas" in registered
-        await wait_for(lambda: live.services.ratios.current(1)["mid_ratio"] is not None)
+        await eventually(lambda: live.services.ratios.current(1)["mid_ratio"] is not None)
 
         status = await ask(fake, ALLOWED_CHAT, "/estado")
         assert "Estado de cotiza" in status and "Feed sim: corriendo (conectado)" in status
@@ -120,18 +130,18 @@ async def test_dead_poller_restarts_with_backoff_and_shows_in_health(
     async with live_service(settings) as live, live.http() as http:
         bot = live.services.bot
         assert bot is not None
-        await wait_for(lambda: bot.state is PollerState.RUNNING)
+        await eventually(lambda: bot.state is PollerState.RUNNING)
         assert "Estado" in await ask(fake, ALLOWED_CHAT, "/estado")
         fake.add_fault("getUpdates", Fault("garbage", count=1))
         await fake.inject(ALLOWED_CHAT, "/ayuda")  # wakes the pending long poll
-        await wait_for(lambda: bot.state is PollerState.BACKOFF, message="poller died")
+        await eventually(lambda: bot.state is PollerState.BACKOFF, message="poller died")
         assert bot.restarts == 1
 
         check = (await http.get("/health/detailed")).json()["checks"]["telegram:poller"][0]
         assert check["status"] == "warn" and check["observedValue"]["state"] == "backoff"
         assert check["observedValue"]["restarts"] == 1 and check["output"]
 
-        await wait_for(lambda: bot.state is PollerState.RUNNING, timeout=10, message="restarted")
+        await eventually(lambda: bot.state is PollerState.RUNNING, timeout=10, message="restarted")
         await fake.wait_until(lambda: any("Comandos" in t for t in fake.sent_to(ALLOWED_CHAT)))
         check = (await http.get("/health/detailed")).json()["checks"]["telegram:poller"][0]
         assert check["status"] == "pass" and check["observedValue"]["restarts"] == 1
@@ -147,7 +157,7 @@ async def test_unreachable_bot_api_is_retried_and_never_blocks_start_up(
         assert (await http.get("/cotizaciones/health")).status_code == 200
         bot = live.services.bot
         assert bot is not None
-        await wait_for(lambda: bot.state is PollerState.RUNNING, timeout=10)
+        await eventually(lambda: bot.state is PollerState.RUNNING, timeout=10)
         assert bot.restarts == 2
         assert "Estado" in await ask(fake, ALLOWED_CHAT, "/estado")
 
@@ -159,7 +169,7 @@ async def test_bot_stops_and_starts_as_a_role_manager_would(
     async with live_service(bot_settings()) as live:
         bot = live.services.bot
         assert bot is not None
-        await wait_for(lambda: bot.state is PollerState.RUNNING)
+        await eventually(lambda: bot.state is PollerState.RUNNING)
         await bot.stop()
         await bot.stop()
         assert bot.state is PollerState.STOPPED and not named_tasks("telegram-poller")
@@ -167,6 +177,6 @@ async def test_bot_stops_and_starts_as_a_role_manager_would(
         await bot.start()
         await bot.start()
         assert len(named_tasks("telegram-poller")) == 1
-        await wait_for(lambda: bot.state is PollerState.RUNNING)
+        await eventually(lambda: bot.state is PollerState.RUNNING)
         assert "Estado de cotiza" in await ask(fake, ALLOWED_CHAT, "/estado")
         assert len(fake.calls_of("deleteWebhook")) == 2

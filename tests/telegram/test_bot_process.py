@@ -6,28 +6,23 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from alerts_kit import ALLOWED_CHAT, FOREIGN_CHAT, TOKEN
-from live import free_port, service_env, wait_healthy
+from alerts.alerts_kit import ALLOWED_CHAT, FOREIGN_CHAT, TOKEN
+from support.poll import eventually_sync
+from support.ports import free_port
+from support.process import service_env, wait_healthy
 
 from cotiza.telegram.bot import REFUSAL
+
+pytestmark = pytest.mark.subprocess
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_PART = TOKEN.split(":", 1)[1]
 WRONG_TOKEN = "987654321:AAF-another-token-that-the-api-rejects"
-
-
-def poll(predicate, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout:g} s")
-        time.sleep(0.05)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> int:
@@ -62,7 +57,7 @@ def fake_api(tmp_path: Path) -> Iterator[str]:
             return False
 
     try:
-        poll(up, what="fake-telegram up")
+        eventually_sync(up, 20.0, "fake-telegram up")
         yield url
     finally:
         assert stop(proc) == 0
@@ -123,12 +118,12 @@ def test_bot_in_a_real_service_never_logs_its_token(tmp_path: Path, fake_api: st
             data = httpx.get(f"{base}/api/alerts/history", timeout=5).json()["data"]
             return bool(data) and data[0]["deliveries"]["webhook"]["status"] == "failed"
 
-        poll(webhook_failed, what="the webhook delivery to fail")
+        eventually_sync(webhook_failed, 20.0, "the webhook delivery to fail")
         httpx.post(f"{fake_api}/_fake/messages", json={"chat_id": ALLOWED_CHAT, "text": "/estado"})
-        poll(lambda: len(sent(fake_api, ALLOWED_CHAT)) == 1, what="a reply to /estado")
+        eventually_sync(lambda: len(sent(fake_api, ALLOWED_CHAT)) == 1, 20.0, "a reply to /estado")
         assert "Estado de cotiza" in sent(fake_api, ALLOWED_CHAT)[0]
         httpx.post(f"{fake_api}/_fake/messages", json={"chat_id": FOREIGN_CHAT, "text": "/ratios"})
-        poll(lambda: sent(fake_api, FOREIGN_CHAT) == [REFUSAL], what="one refusal")
+        eventually_sync(lambda: sent(fake_api, FOREIGN_CHAT) == [REFUSAL], 20.0, "one refusal")
 
         fault = {"method": "getUpdates", "kind": "garbage", "count": 1}
         assert httpx.post(f"{fake_api}/_fake/faults", json=fault).status_code == 200
@@ -138,8 +133,10 @@ def test_bot_in_a_real_service_never_logs_its_token(tmp_path: Path, fake_api: st
             checks = httpx.get(f"{base}/health/detailed", timeout=5).json()["checks"]
             return checks["telegram:poller"][0]["observedValue"]["restarts"] >= 1
 
-        poll(restarted, what="the poller restarted")
-        poll(lambda: len(sent(fake_api, ALLOWED_CHAT)) == 2, what="a reply after the restart")
+        eventually_sync(restarted, 20.0, "the poller restarted")
+        eventually_sync(
+            lambda: len(sent(fake_api, ALLOWED_CHAT)) == 2, 20.0, "a reply after the restart"
+        )
         for path in (
             "/health/detailed",
             "/cotizaciones/status",
@@ -176,7 +173,7 @@ def test_rejected_token_is_retried_and_never_logged(tmp_path: Path, fake_api: st
             poller = check["checks"]["telegram:poller"][0]
             return poller["observedValue"]["restarts"] >= 2 and poller["status"] == "warn"
 
-        poll(failing, what="two failed starts")
+        eventually_sync(failing, 20.0, "two failed starts")
         assert stop(proc) == 0
     finally:
         if proc.poll() is None:

@@ -6,9 +6,12 @@ import asyncio
 import time
 
 import httpx
-from alerts_kit import TOKEN
+import pytest
+from alerts.alerts_kit import TOKEN
 
 from cotiza.fake_telegram import BOT_USER, FakeTelegram, Fault
+
+pytestmark = pytest.mark.live
 
 
 async def test_long_poll_answers_when_a_message_arrives(fake: FakeTelegram) -> None:

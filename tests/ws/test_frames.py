@@ -143,7 +143,7 @@ def test_status_frame_spreads_the_hub_counts() -> None:
     assert many["subscription_count"] == 900 and len(many["subscriptions"]) == 100
 
 
-@pytest.mark.parametrize("size", [0, 125, 126, 65_535, 65_536])
+@pytest.mark.parametrize("size", [0, 125, 126, 65_535, 65_536, 200_000])
 def test_a_wire_carries_one_text_frame_and_its_text(size: int) -> None:
     """A Wire's frame parses as exactly one text message, and its text is the same JSON."""
     frame: frames.ErrorFrame = {"type": "error", "message": "é" * size, "timestamp": 1.0}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from cotiza.ws.outbox import Outbox, Put
@@ -133,3 +135,42 @@ def test_one_frame_larger_than_the_bound_overflows() -> None:
     assert outbox.put("big", b"12345") is Put.OVERFLOW
     with pytest.raises(ValueError, match="size"):
         Outbox(8, max_bytes=4)
+
+
+def test_random_traffic_matches_a_reference_model() -> None:
+    """Under any interleaving of puts and writes: each frame is written at most once, a key's
+    frames are written oldest to newest, a written frame was the latest of its key when
+    taken, keys come out in first-queued order, and overflow happens exactly when a new key
+    finds the outbox full."""
+    rng = random.Random(20261201)
+    for _ in range(200):
+        capacity = rng.randint(1, 5)
+        outbox: Outbox[tuple[str, int]] = Outbox(capacity)
+        waiting: dict[str, int] = {}  # the reference: key -> latest sequence, in queue order
+        written: list[tuple[str, int]] = []
+        for seq in range(60):
+            if rng.random() < 0.6:
+                key = rng.choice("ABCDEFG")
+                result = outbox.put(key, (key, seq))
+                if key in waiting:
+                    assert result is Put.COALESCED
+                    waiting[key] = seq
+                elif len(waiting) >= capacity:
+                    assert result is Put.OVERFLOW
+                else:
+                    assert result is Put.QUEUED
+                    waiting[key] = seq
+            else:
+                frame = outbox.take()
+                if not waiting:
+                    assert frame is None
+                    continue
+                first = next(iter(waiting))
+                assert frame == (first, waiting.pop(first))
+                written.append(frame)
+                outbox.done()
+            assert len(outbox) == len(waiting)
+        assert len(set(written)) == len(written)
+        for key in "ABCDEFG":
+            seqs = [seq for k, seq in written if k == key]
+            assert seqs == sorted(seqs)

@@ -32,7 +32,10 @@ from cotiza.ws.transport import (
     DirectSocket,
     TransportMiddleware,
     forget_exit_signals,
+    listening_port,
     open_socket,
+    server_handling_signal,
+    ws_protocol_classes,
 )
 
 MODULE = "cotiza/ws/transport.py"
@@ -128,6 +131,33 @@ def test_uvicorn_records_exit_signals_where_forget_exit_signals_clears_them() ->
     assert server._captured_signals == []
 
 
+def test_uvicorn_hands_sigterm_to_its_server_while_it_serves() -> None:
+    """``capture_signals`` installs the server's bound ``handle_exit``: that is how the app of
+    ``uvicorn main:app`` finds its server to close clients with 1001 first."""
+    server = uvicorn.Server(Config(_no_app))
+    assert server_handling_signal(signal.SIGTERM) is None
+    with server.capture_signals():
+        assert server_handling_signal(signal.SIGTERM) is server, tripped(
+            "uvicorn.Server installing its bound handle_exit for SIGTERM",
+            "closing WebSocket clients with 1001 under `uvicorn main:app`",
+        )
+    assert server_handling_signal(signal.SIGTERM) is None
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_a_loaded_config_names_its_websocket_protocol_class(impl: str) -> None:
+    """``Config.load`` sets ``ws_protocol_class`` to the class ``WS_PROTOCOLS`` names."""
+    other = next(name for name in IMPLS if name != impl)
+    config = Config(_no_app, ws=impl)
+    config.load()
+    actual, wanted = ws_protocol_classes(config, impl)
+    assert actual is not None and actual is wanted, tripped(
+        "uvicorn.Config.ws_protocol_class or uvicorn.config.WS_PROTOCOLS",
+        "warning when `uvicorn main:app` runs another WebSocket implementation",
+    )
+    assert ws_protocol_classes(config, other)[1] not in (None, actual)
+
+
 @dataclass
 class Seen:
     """What the app saw of its one WebSocket connection under a real uvicorn."""
@@ -168,12 +198,17 @@ async def uvicorn_with_transport_middleware(impl: str, seen: Seen) -> AsyncItera
                 break
             await asyncio.sleep(0.025)
         assert server.started, "uvicorn did not start"
-        yield server.servers[0].sockets[0].getsockname()[1]
+        servers = getattr(server, "servers", None)
+        assert isinstance(servers, list) and servers and servers[0].sockets, tripped(
+            "uvicorn.Server.servers", "the port a server started on port 0 listens on"
+        )
+        yield listening_port(server)  # the connections below prove it is the right one
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
 
 
+@pytest.mark.live
 @pytest.mark.parametrize(
     ("impl", "kind"), [("websockets-sansio", DirectSocket), ("wsproto", AsgiSocket)]
 )

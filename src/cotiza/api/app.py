@@ -21,6 +21,7 @@ from cotiza.api.guard import RequestGuard
 from cotiza.api.openapi import install_openapi
 from cotiza.api.routes import alerts, auth, control, health, quotes, ratios, ws
 from cotiza.errors import (
+    ClusterError,
     ConflictError,
     CotizaError,
     FeedError,
@@ -41,6 +42,7 @@ _STATUS = {
     InvalidRequestError: 422,
     StorageError: 503,
     FeedError: 502,
+    ClusterError: 503,  # the control plane (PostgreSQL) or the backplane is unreachable
 }
 
 

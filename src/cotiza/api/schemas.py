@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from typing_extensions import TypedDict
 
+from cotiza.cluster.health import ClusterHealth
 from cotiza.dashboard_worker import DashboardWorkerStatus
 from cotiza.feed_runner import FeedStatus
 from cotiza.health import CheckItem
@@ -100,6 +101,7 @@ class DetailedHealth(TypedDict):
     feed: FeedStatus
     uptime: float
     checks: dict[str, list[CheckItem]]
+    cluster: ClusterHealth
     monitor: NotRequired[MonitorSummary]
 
 
@@ -135,10 +137,23 @@ class WebSocketStatus(HubStatus):
 
 
 class ControlReply(FeedStatus):
-    """The answer of every feed control: what happened, then the feed's status."""
+    """The answer of every feed control: what happened, then the feed's status.
 
+    In cluster mode a node that does not lead answers 202 ``accepted``: the command is
+    recorded (``control_version``) and the leader (``leader_node``) applies it.
+    """
+
+    status: Literal["success", "accepted"]
+    message: str
+    leader_node: NotRequired[str | None]
+    control_version: NotRequired[int]
+
+
+class HandoverReply(TypedDict):
     status: Literal["success"]
     message: str
+    node_id: str
+    epoch: int | None
 
 
 class DrainReply(TypedDict):

@@ -17,6 +17,7 @@ EXIT_COULD_NOT_RUN = 3
 def run_diagnose(args: argparse.Namespace) -> int:
     from cotiza.calendar import MarketCalendar
     from cotiza.diagnose import render
+    from cotiza.diagnose.clustercheck import ClusterConfig
     from cotiza.diagnose.run import DiagnoseConfig, diagnose
 
     try:
@@ -35,6 +36,16 @@ def run_diagnose(args: argparse.Namespace) -> int:
             sample_interval=settings.ratio_sample_interval,
             disk_paths=tuple(
                 dict.fromkeys(p.resolve() for p in (Path.cwd(), db_path) if p.is_dir())
+            ),
+            cluster=None
+            if not settings.backplane
+            else ClusterConfig(
+                backplane=settings.backplane,
+                prefix=settings.backplane_prefix,
+                database_url=settings.database_url,
+                timeout=min(args.timeout, 3.0),
+                stale_after=settings.bus_stale_after,
+                node_stale_after=2 * settings.node_report_interval + 1,
             ),
         )
         report = asyncio.run(diagnose(config))

@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "cotiza.cli.diagnose",
     "cotiza.cli.monitor",
     "cotiza.cli.telegram",
+    "cotiza.cli.cluster",
 )
 
 

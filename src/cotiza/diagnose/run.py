@@ -1,8 +1,9 @@
-"""``diagnose``: seven checks of a cotiza service, each with its own timeout.
+"""``diagnose``: seven checks of a cotiza service (nine in cluster mode), each with a timeout.
 
 port → HTTP → WebSocket depend on each other (a later one is skipped, with the reason,
 when an earlier one failed); resources, database, processes and the monitor's ledger
-run alongside. The result is a ``Report`` with Nagios exit codes.
+run alongside; with ``BACKPLANE`` set, the backplane and cluster checks follow
+(``cotiza.diagnose.clustercheck``). The result is a ``Report`` with Nagios exit codes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NotRequired, TypedDict
 
-from cotiza.diagnose import dbcheck, hostchecks
+from cotiza.diagnose import clustercheck, dbcheck, hostchecks
 from cotiza.diagnose.findings import Finding, Level, Report, guarded, skipped
 from cotiza.monitor import probes, procs
 from cotiza.monitor.ledger import RunPaths, read_state
@@ -77,6 +78,7 @@ class DiagnoseConfig:
     market_open: bool = True
     sample_interval: float = 10.0
     disk_paths: tuple[Path, ...] = field(default_factory=tuple)
+    cluster: clustercheck.ClusterConfig | None = None  # BACKPLANE set: cluster mode
 
 
 async def diagnose(config: DiagnoseConfig) -> Report:
@@ -111,6 +113,12 @@ async def diagnose(config: DiagnoseConfig) -> Report:
         ws = skipped("websocket", why)
     resources, database, processes, ledger = await others
     findings = [port, http, ws, resources, database, processes, ledger]
+    if config.cluster is not None:
+        budget = 3 * config.cluster.timeout + 2
+        findings += await asyncio.gather(
+            guarded("backplane", clustercheck.backplane(config.cluster), budget),
+            guarded("cluster", clustercheck.cluster(config.cluster), budget),
+        )
     return Report(config.host, config.port, started_wall, time.perf_counter() - started, findings)
 
 

@@ -26,6 +26,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from cotiza.ws.transport import listening_port
+
 log = logging.getLogger(__name__)
 
 BOT_USER = {"id": 4242, "is_bot": True, "first_name": "cotiza", "username": "cotiza_test_bot"}
@@ -140,7 +142,7 @@ class FakeTelegram:
                 self._task.result()  # raises why it could not start
                 raise RuntimeError("fake Telegram did not start")
             await asyncio.sleep(0.01)
-        self.port = server.servers[0].sockets[0].getsockname()[1]
+        self.port = listening_port(server)
         log.info("fake Telegram Bot API on %s", self.url)
 
     async def stop(self) -> None:

@@ -64,3 +64,12 @@ class Feed(abc.ABC):
     @abc.abstractmethod
     async def run(self, instruments: Sequence[str], sink: QuoteSink) -> None:
         """Deliver quotes for ``instruments`` to ``sink`` until cancelled."""
+
+    def shut_upstream(self) -> bool:
+        """Shut the upstream socket now, from any thread (a cluster leader's emergency
+        fence while its event loop may be blocked); True if there was one to shut.
+
+        Only the socket: the feed's task notices on its next read. Feeds without an
+        upstream connection have nothing to shut.
+        """
+        return False

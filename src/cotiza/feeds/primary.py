@@ -10,8 +10,11 @@ retrying cannot fix (bad credentials, a wrong URL).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import random
+import socket
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -136,6 +139,22 @@ class PrimaryFeed(Feed):
         ws = self._ws
         if new and ws is not None and self.state is FeedState.CONNECTED:
             await self._send_subscriptions(ws, new)
+
+    def shut_upstream(self) -> bool:
+        ws = self._ws
+        sock = ws.transport.get_extra_info("socket") if ws is not None else None
+        fd = sock.fileno() if sock is not None else -1
+        if fd < 0:
+            return False
+        # The loop's socket wrappers (asyncio's, uvloop's) refuse shutdown(); a duplicate
+        # descriptor of the same connection does not, and shutting it ends the connection.
+        try:
+            duplicate = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            return False  # closed meanwhile
+        with duplicate, contextlib.suppress(OSError):
+            duplicate.shutdown(socket.SHUT_RDWR)
+        return True
 
     async def run(self, instruments: Sequence[str], sink: QuoteSink) -> None:
         s = self.settings

@@ -62,8 +62,8 @@ def utc_iso(epoch: float) -> str:
 
 @dataclass(frozen=True)
 class Entry:
-    """One ledger line. ``event`` is start, adopt, ready, failure, restart, start_failed,
-    exit, gave_up, resumed, recovered, cpu_high, monitor_start or monitor_stop."""
+    """One ledger line. ``event`` is start, adopt, ready, failure, handover, restart,
+    start_failed, exit, gave_up, resumed, recovered, cpu_high, monitor_start or monitor_stop."""
 
     event: str
     ts: float = field(default_factory=time.time)

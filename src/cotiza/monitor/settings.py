@@ -30,6 +30,7 @@ KNOBS = (
     "startup_budget",
     "startup_poll",
     "term_grace",
+    "handover_wait",
     "backoff_base",
     "backoff_cap",
     "backoff_jitter",
@@ -111,6 +112,12 @@ class MonitorSettings(BaseSettings):
         ge=0,
         validation_alias="MONITOR_TERM_GRACE",
         description="seconds from SIGTERM to SIGKILL",
+    )
+    handover_wait: float = Field(
+        5.0,
+        ge=0,
+        validation_alias="MONITOR_HANDOVER_WAIT",
+        description="seconds a leader's restart waits for the lease to move",
     )
     backoff_base: float = Field(
         1.0, ge=0, validation_alias="MONITOR_BACKOFF_BASE", description="first backoff delay"

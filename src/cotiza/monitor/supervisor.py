@@ -18,6 +18,7 @@ from typing import Any
 from cotiza.monitor import probes, procs
 from cotiza.monitor.alerts import Alert, Alerter
 from cotiza.monitor.evidence import capture
+from cotiza.monitor.handover import hand_over
 from cotiza.monitor.ledger import Entry, Ledger, MonitorLock, RunPaths, read_state
 from cotiza.monitor.machine import Action, Decision, Machine, Observation, State
 from cotiza.monitor.process import Child, StatusFile
@@ -273,6 +274,7 @@ class Supervisor:
             )
             incident = str(path)
             if not self.unreachable and not procs.is_stopped(child.pid):
+                await self._hand_over()
                 await self._drain()
             await self._stop_child(child)
         else:
@@ -380,6 +382,16 @@ class Supervisor:
             if time.monotonic() >= deadline:
                 return f"pid {ours[0]} of an earlier run, still there after SIGKILL"
             await asyncio.sleep(0.05)  # the kernel releases the socket when the holder dies
+
+    async def _hand_over(self) -> None:
+        """A cluster leader hands the lease over before it stops (break before make)."""
+        c = self.settings
+        done = await hand_over(
+            c.host, self.port, self.options.token, c.probe_timeout, c.handover_wait
+        )
+        if done is not None:
+            self.say(done.describe())
+            self.ledger.append(Entry("handover", reason=done.error, detail=done.detail()))
 
     async def _drain(self) -> None:
         c = self.settings

@@ -9,13 +9,13 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cotiza.errors import StorageError
+from cotiza.errors import Fenced, StorageError
 from cotiza.models import Quote, RatioSample, TickPayload
 from cotiza.settings import Settings
 from cotiza.storage.aggregates import write_aggregates
@@ -26,6 +26,8 @@ from cotiza.tasks import cancel_and_wait
 logger = logging.getLogger(__name__)
 
 Item = Quote | RatioSample
+# Inside every write transaction: raise ``Fenced`` unless this node may still write.
+Fence = Callable[[AsyncConnection], Awaitable[None]]
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -61,6 +63,7 @@ class WriterStats:
     failures: int = 0
     consecutive_failures: int = 0
     retries: int = 0
+    fenced: int = 0  # items discarded because the cluster lease was no longer ours
     last_error: str | None = None
     last_error_at: float | None = None
     last_success_at: float | None = None
@@ -104,6 +107,10 @@ class Writer:
         self._rng = random.Random()
         self._drops_unreported = 0
         self._last_drop_log = -math.inf
+        # Cluster mode: ``fence`` runs first in every write transaction (the lease row,
+        # epoch-checked); a refused batch is discarded and ``on_fenced`` told.
+        self.fence: Fence | None = None
+        self.on_fenced: Callable[[str], None] | None = None
 
     @property
     def running(self) -> bool:
@@ -268,6 +275,17 @@ class Writer:
         samples = [item for item in batch if isinstance(item, RatioSample)]
         try:
             written = await self._write(tick_rows, samples)
+        except Fenced as exc:
+            # Rolled back: a deposed leader's rows must never land, now or on a retry.
+            self._batch = []
+            self._completed += len(batch)
+            self._stats.fenced += len(batch)
+            logger.warning("discarding %d item(s): %s", len(batch), exc)
+            if self.on_fenced is not None:
+                self.on_fenced(str(exc))
+            async with self._progress:
+                self._progress.notify_all()
+            return True
         except Exception as exc:  # task boundary: logged in _record_failure, batch retried
             self._record_failure(exc, len(batch))
             async with self._progress:
@@ -315,6 +333,8 @@ class Writer:
 
     async def _write(self, tick_rows: list[TickRow], samples: list[RatioSample]) -> int:
         async with self._database.engine.begin() as conn:
+            if self.fence is not None:
+                await self.fence(conn)
             if tick_rows:
                 await conn.execute(insert(ticks), tick_rows)
             if not samples:

@@ -13,7 +13,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
@@ -89,6 +89,8 @@ class Hub:
         self._keepalive: asyncio.Task[None] | None = None
         self._backlogs: asyncio.Task[None] | None = None
         self._accepting = True
+        # Cluster mode: every alert published here also goes to the other nodes' clients.
+        self.on_alert: Callable[[Wire], None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -283,9 +285,15 @@ class Hub:
 
         Alerts are events, not states: each gets its own key, so none is ever coalesced.
         """
+        wire = encode(frame)
+        if self.on_alert is not None:
+            self.on_alert(wire)
+        return self.publish_alert_wire(wire)
+
+    def publish_alert_wire(self, wire: Wire) -> int:
+        """``publish_alert`` for a frame already serialised (one relayed by the cluster)."""
         if not self._alerts:
             return 0
-        wire = encode(frame)
         for conn in self._alerts:
             conn.enqueue(wire, wire)
         return sum(1 for conn in self._alerts if conn.state is ConnectionState.OPEN)

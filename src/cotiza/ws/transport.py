@@ -8,7 +8,12 @@ This is the only module in cotiza that touches uvicorn's or websockets' private 
 - its ``.conn`` (``websockets.server.ServerProtocol``) and ``.close_sent``: to write
   pre-framed bytes straight to the transport (the direct path) while that is safe;
 - ``TIOCOUTQ`` (the kernel's unsent bytes) and ``SO_LINGER`` (reset on abort);
-- ``uvicorn.Server._captured_signals``: see ``forget_exit_signals``.
+- ``uvicorn.Server._captured_signals``: see ``forget_exit_signals``;
+- ``uvicorn.Server.servers`` (its listening sockets): see ``listening_port``;
+- uvicorn installing its server's bound ``handle_exit`` as the SIGTERM handler: see
+  ``server_handling_signal`` (how ``uvicorn main:app`` finds the server it runs under);
+- ``uvicorn.Config.ws_protocol_class`` and ``uvicorn.config.WS_PROTOCOLS``: see
+  ``ws_protocol_classes`` (which WebSocket implementation a configuration runs).
 
 A connection gets one ``ClientSocket``, chosen once when it is registered:
 ``DirectSocket`` under uvicorn's websockets-sansio protocol with no extension negotiated,
@@ -25,6 +30,7 @@ import asyncio
 import contextlib
 import fcntl
 import logging
+import signal
 import socket
 import struct
 import termios
@@ -296,3 +302,32 @@ def forget_exit_signals(server: uvicorn.Server) -> None:
     process dies "killed by SIGTERM". A requested, completed shutdown is a success: exit 0.
     """
     server._captured_signals.clear()
+
+
+def listening_port(server: uvicorn.Server) -> int:
+    """The TCP port a started uvicorn server listens on (it was asked for port 0)."""
+    port: int = server.servers[0].sockets[0].getsockname()[1]
+    return port
+
+
+def server_handling_signal(sig: int) -> uvicorn.Server | None:
+    """The uvicorn server whose ``handle_exit`` handles ``sig``, if that is the case.
+
+    uvicorn installs its server's bound ``handle_exit`` as the handler of SIGINT/SIGTERM
+    while it serves: that is how an app started by ``uvicorn main:app`` finds its server.
+    """
+    owner = getattr(signal.getsignal(sig), "__self__", None)
+    return owner if isinstance(owner, uvicorn.Server) else None
+
+
+def ws_protocol_classes(
+    config: uvicorn.Config, implementation: str
+) -> tuple[type | None, type | None]:
+    """The WebSocket protocol class a loaded ``config`` runs, and the one uvicorn's
+    ``ws=implementation`` names."""
+    from uvicorn.config import WS_PROTOCOLS
+    from uvicorn.importer import import_from_string
+
+    name = WS_PROTOCOLS.get(implementation, implementation)
+    wanted = import_from_string(name) if name else None
+    return getattr(config, "ws_protocol_class", None), wanted

@@ -157,6 +157,7 @@ async def create_rule(body: RuleCreate, services: ServicesDep, _: TokenDep) -> d
     )
     stored = await services.alert_store.create_rule(rule)
     services.alerts.upsert(stored)  # a condition that already holds fires now
+    await _rules_changed(services)
     return rule_out(stored, name)
 
 
@@ -182,6 +183,7 @@ async def update_rule(
     reset = not rule.same_condition(current)
     stored = await services.alert_store.replace_rule(rule, reset=reset)
     services.alerts.upsert(stored)
+    await _rules_changed(services)
     return rule_out(stored, name)
 
 
@@ -193,6 +195,13 @@ async def update_rule(
 async def delete_rule(rule_id: PathId, services: ServicesDep, _: TokenDep) -> None:
     await services.alert_store.delete_rule(rule_id)
     services.alerts.discard(rule_id)
+    await _rules_changed(services)
+
+
+async def _rules_changed(services: Services) -> None:
+    """Cluster mode: the leader's alert engine (maybe on another node) reloads the rules."""
+    if services.cluster is not None:
+        await services.cluster.pairs_changed()
 
 
 @router.get("/history", responses=error_responses(422, 503))

@@ -17,8 +17,10 @@ from cotiza.api.schemas import (
     WebSocketStatus,
     error_responses,
 )
+from cotiza.cluster.health import ClusterHealth, standalone_status
 from cotiza.health import Scope, Status, overall, ready, render
 from cotiza.monitor.ledger import monitor_summary
+from cotiza.service import Services
 
 router = APIRouter(tags=["health"])
 
@@ -86,6 +88,7 @@ async def health_detailed(services: ServicesDep, response: Response) -> Detailed
         "feed": services.feed.status(now),
         "uptime": now - services.started_at,
         "checks": render(checks, now),
+        "cluster": cluster_status(services),
     }
     settings = services.settings
     monitor = await asyncio.to_thread(monitor_summary, settings.run_dir, settings.port)
@@ -94,6 +97,13 @@ async def health_detailed(services: ServicesDep, response: Response) -> Detailed
     _uncached(response)
     response.status_code = 503 if status == "unhealthy" else 200
     return body
+
+
+def cluster_status(services: Services) -> ClusterHealth:
+    """Role, node id, leader flag and node, epoch, backplane (standalone: the only leader)."""
+    if services.cluster is None:
+        return standalone_status(services.settings.node_id)
+    return services.cluster.status()
 
 
 def _loop_closed() -> bool:

@@ -22,6 +22,7 @@ from cotiza.api.schemas import (
 )
 from cotiza.errors import InvalidRequestError, NotFoundError
 from cotiza.models import RatioPair, short_symbol
+from cotiza.service import Services
 from cotiza.ws.frames import DashboardTable
 
 router = APIRouter(prefix="/api/ratios", tags=["ratios"])
@@ -72,7 +73,7 @@ async def create_pair(body: PairCreate, services: ServicesDep, _: TokenDep) -> P
     pair = await services.repository.create_pair(
         body.base.strip(), body.quote.strip(), body.factor, body.client_id, body.active
     )
-    await services.ratios.reload_pairs()
+    await _pairs_changed(services)
     return pair_view(pair)
 
 
@@ -84,7 +85,7 @@ async def update_pair(
     pair = await services.repository.update_pair(
         pair_id, factor=body.factor, active=body.active, client_id=body.client_id
     )
-    await services.ratios.reload_pairs()
+    await _pairs_changed(services)
     return pair_view(pair)
 
 
@@ -96,8 +97,15 @@ async def update_pair(
 async def delete_pair(pair_id: PathId, services: ServicesDep, _: TokenDep) -> None:
     """Delete a pair and its stored history."""
     await services.repository.delete_pair(pair_id)
-    await services.ratios.reload_pairs()
+    await _pairs_changed(services)
     await services.alerts.reload()  # the pair's alert rules went with it
+
+
+async def _pairs_changed(services: Services) -> None:
+    """Reload the pairs here and, in cluster mode, tell every other node to reload them."""
+    await services.ratios.reload_pairs()
+    if services.cluster is not None:
+        await services.cluster.pairs_changed()
 
 
 @router.get("")
