@@ -223,8 +223,7 @@ class Settings(BaseSettings):
 
     @field_validator("api_token")
     @classmethod
-    def _api_token(cls, value: SecretStr | None) -> SecretStr | None:
-        # An empty token would let an empty ``?token=`` through: unset it to run without one.
+    def _api_token(cls, value: SecretStr | None) -> SecretStr | None:  # "" would let "" in
         if value is not None and not value.get_secret_value().strip():
             raise ValueError("must not be empty (unset API_TOKEN to run without a token)")
         return value

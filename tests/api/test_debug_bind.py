@@ -8,7 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from live import free_port, service_env, wait_healthy
+from support.ports import free_port
+from support.process import service_env, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 

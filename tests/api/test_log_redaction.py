@@ -18,7 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 import websockets
-from live import free_port, service_env, wait_healthy
+from support.ports import free_port
+from support.process import service_env, wait_healthy
 
 from cotiza.logs import redact
 

@@ -10,7 +10,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 import websockets
-from live import live_service, recv_json, wait_for
+from support.poll import eventually
+from support.server import live_service
+from support.wsclient import recv_json
 
 from cotiza.settings import Settings
 
@@ -133,7 +135,7 @@ async def test_max_body_bytes_setting(make_settings: Callable[..., Settings]) ->
 async def test_foreign_origin_cannot_change_state(make_settings: Callable[..., Settings]) -> None:
     """No token (the default): a cross-site POST is refused; the feed keeps running."""
     async with live_service(make_settings()) as live, live.http() as http:
-        await wait_for(lambda: live.services.feed.running, 10)
+        await eventually(lambda: live.services.feed.running, 10)
         for path in ("/cotizaciones/detener", "/admin/drain"):
             response = await http.post(path, headers={"Origin": EVIL})
             assert response.status_code == 403, (path, response.text)
@@ -170,7 +172,7 @@ async def test_undrain_makes_a_drain_reversible(make_settings: Callable[..., Set
                 await recv_json(ws)
         reply = (await http.post("/admin/undrain", headers=headers)).json()
         assert reply == {"status": "success", "draining": False, "undone": True}
-        await wait_for(
+        await eventually(
             lambda: _ready(http), 15, interval=0.2, message="readiness after the undrain"
         )
         async with websockets.connect(url) as ws:

@@ -15,7 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from live import free_port, live_service, service_env, wait_healthy
+from support.ports import free_port
+from support.process import service_env, wait_healthy
+from support.server import live_service
 
 from cotiza.settings import Settings
 

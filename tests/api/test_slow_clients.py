@@ -12,15 +12,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from live import (
-    fast_settings,
-    free_port,
-    recv_json,
-    send_json,
-    service_env,
-    wait_healthy,
-    ws_client,
-)
+from support.ports import free_port
+from support.process import service_env, wait_healthy
+from support.settings import fast_settings
+from support.wsclient import recv_json, send_json, ws_client
 
 from cotiza.api.app import create_app
 from cotiza.server import Server, uvicorn_config

@@ -8,7 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from live import free_port, live_service, service_env
+from support.ports import free_port
+from support.process import service_env
+from support.server import live_service
 
 from cotiza.errors import ConfigurationError
 from cotiza.settings import Settings, load_settings

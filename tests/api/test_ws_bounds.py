@@ -7,7 +7,9 @@ import contextlib
 import json
 from collections.abc import Callable
 
-from live import live_service, recv_until, send_json, wait_for, ws_client
+from support.poll import eventually
+from support.server import live_service
+from support.wsclient import recv_until, send_json, ws_client
 
 from cotiza.settings import Settings
 
@@ -83,7 +85,7 @@ async def test_pongs_to_a_ping_flood_are_bounded(make_settings: Callable[..., Se
         writer.write(HANDSHAKE.encode())
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         assert head.startswith(b"HTTP/1.1 101"), head
-        await wait_for(lambda: len(live.services.hub.connections) == 1, 5)
+        await eventually(lambda: len(live.services.hub.connections) == 1, 5)
         (conn,) = live.services.hub.connections.values()
         before = live.services.hub.stats.slow_consumers
         batch = PING * 1000
@@ -98,12 +100,12 @@ async def test_pongs_to_a_ping_flood_are_bounded(make_settings: Callable[..., Se
                 sent += 1000
                 largest = conn.backlog()
                 assert largest < 64 * 1024 * 1024, largest
-        await wait_for(
+        await eventually(
             lambda: live.services.hub.stats.slow_consumers > before,
             10,
             message=f"eviction after {sent} pings",
         )
-        await wait_for(lambda: not live.services.hub.connections, 10)
+        await eventually(lambda: not live.services.hub.connections, 10)
         writer.close()
         # Everyone else is still served.
         async with ws_client(live) as ws:
