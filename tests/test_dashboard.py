@@ -204,10 +204,11 @@ def test_pair_without_data_has_only_identity_fields() -> None:
     assert [row.pair_id for row in rows] == [8, 7]
     data = rows[0].as_dict()
     assert list(data) == [field.name for field in fields(DashboardRow)]
-    identity = {"par", "client_id", "pair_id", "base", "quote"}
+    identity = {"par", "client_id", "client_id_result", "pair_id", "base", "quote"}
     assert {key: data[key] for key in identity} == {
         "par": "GD30-GD30D",
         "client_id": "default",
+        "client_id_result": "default",
         "pair_id": 8,
         "base": other.base,
         "quote": other.quote,

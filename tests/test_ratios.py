@@ -287,7 +287,7 @@ def test_default_pairs_cover_mep_ccl_and_canje() -> None:
         "AL30-AL30C",
         "GD30-GD30C",
         "AL30D-AL30C",
-        "AL30-AL30D",
+        "AL30 CI-AL30D CI",
     ]
     assert DEFAULT_PAIRS[0].base == "MERV - XMEV - AL30 - 24hs"
     assert DEFAULT_PAIRS[0].quote == "MERV - XMEV - AL30D - 24hs"

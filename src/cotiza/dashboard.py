@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import cast
 
 from typing_extensions import TypedDict
@@ -106,6 +106,7 @@ class DashboardRowData(TypedDict):
     dif_1mes_pct: float | None
     dif_minimo_pct: float | None
     dif_maximo_pct: float | None
+    client_id_result: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +132,11 @@ class DashboardRow:
     dif_1mes_pct: float | None
     dif_minimo_pct: float | None
     dif_maximo_pct: float | None
+    # The prototype's clients read the client under this name too; always equal to client_id.
+    client_id_result: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "client_id_result", self.client_id)
 
     def as_dict(self) -> DashboardRowData:
         # Same field names as DashboardRowData (a unit test holds the two together).

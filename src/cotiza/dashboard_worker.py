@@ -24,6 +24,9 @@ from cotiza.ws.hub import Hub
 
 log = logging.getLogger(__name__)
 
+# Every table is computed on request from the per-minute/hour/day aggregates and raw edges.
+DASHBOARD_METHOD = "aggregates"
+
 
 class DashboardResult(TypedDict):
     """The dashboard table as ``/api/ratios/dashboard`` returns it (and ``dashboard_data``)."""
@@ -47,6 +50,8 @@ class DashboardWorkerStatus(TypedDict):
     errors: int
     last_error: str | None
     cached_at: float | None
+    started_at: float | None
+    pinned: bool
 
 
 class DashboardQuery:
@@ -72,6 +77,8 @@ class DashboardQuery:
             "data": [row.as_dict() for row in rows],
             "count": len(rows),
             "query_time_ms": round(elapsed_ms, 2),
+            "method": DASHBOARD_METHOD,
+            "freshness": "real-time",
         }
 
 
@@ -103,6 +110,9 @@ class DashboardWorker:
         self.starts = 0
         self.errors = 0
         self.last_error: str | None = None
+        self.started_at: float | None = None
+        # Started by an operator (``/dashboard/start``): runs without subscribers until stopped.
+        self.pinned = False
         # Cluster mode: a leader queries every interval for every node (``always``) and
         # hands each frame to ``on_frame`` (the bus); a follower runs no query (``relay``)
         # and gets the leader's frames through ``relay_frame``.
@@ -131,7 +141,7 @@ class DashboardWorker:
 
     async def unsubscribe(self, conn: Connection) -> None:
         self.hub.unsubscribe_dashboard(conn)
-        if not self.hub.dashboard_subscribers and not self.always:
+        if not self.hub.dashboard_subscribers and not self.always and not self.pinned:
             await self.stop()
 
     async def lead(self) -> None:
@@ -152,6 +162,22 @@ class DashboardWorker:
         self.cached_at = time.time()
         self.hub.publish_dashboard(wire)
 
+    async def start_pinned(self) -> bool:
+        """Run until ``stop_pinned`` whatever the subscribers; False if it already ran."""
+        was_running = self.running
+        self.pinned = True
+        if not self.relay:  # a cluster follower gets the leader's frames instead
+            await self._ensure_running()
+        return not was_running and self.running
+
+    async def stop_pinned(self) -> bool:
+        """Stop at an operator's request; a later subscriber starts it again. False if idle."""
+        was_running = self.running
+        self.pinned = False
+        if not self.always:  # a cluster leader keeps querying for the other nodes
+            await self.stop()
+        return was_running and not self.running
+
     async def _ensure_running(self) -> None:
         async with self._lock:
             if self.running:
@@ -160,6 +186,7 @@ class DashboardWorker:
             self._stop = asyncio.Event()
             self._task = asyncio.create_task(self._run(self._stop), name="dashboard-worker")
             self.state = WorkerState.RUNNING
+            self.started_at = time.time()
             self.starts += 1
             log.info("dashboard worker started")
 
@@ -179,6 +206,7 @@ class DashboardWorker:
             except Exception:
                 log.exception("dashboard worker ended with an error")
             self._task = None
+            self.started_at = None
             self.state = WorkerState.STOPPED
             log.info("dashboard worker stopped")
 
@@ -224,4 +252,6 @@ class DashboardWorker:
             "errors": self.errors,
             "last_error": self.last_error,
             "cached_at": self.cached_at,
+            "started_at": self.started_at,
+            "pinned": self.pinned,
         }

@@ -14,6 +14,7 @@ from cotiza.cache import QuoteCache
 from cotiza.errors import FatalFeedError, InvalidRequestError
 from cotiza.feeds import Feed, create_feed
 from cotiza.feeds.base import FeedState
+from cotiza.models import symbol_resolver
 from cotiza.settings import Settings
 from cotiza.tasks import cancel_and_wait
 
@@ -102,6 +103,17 @@ class FeedRunner:
         probe = self._factory(self.settings)
         return probe.catalogue()
 
+    def known_symbols(self) -> set[str]:
+        """Every symbol the feed can deliver: its catalogue, configured and running instruments,
+        and whatever the cache holds. Empty when none is known yet (a replay before it ran)."""
+        known = set(self._factory(self.settings).catalogue())
+        if self.feed is not None:
+            known.update(self.feed.catalogue())
+        known.update(self.settings.feed_instruments)
+        known.update(self.instruments)
+        known.update(self.cache.symbols())
+        return known
+
     def check_instruments(self, instruments: Sequence[str]) -> list[str]:
         """The instruments a start would use; ``InvalidRequestError`` naming unknown ones."""
         return self._validate(self._factory(self.settings), instruments)
@@ -112,9 +124,12 @@ class FeedRunner:
         if not wanted:
             wanted = list(self.settings.feed_instruments) or catalogue
         if catalogue:
-            unknown = [s for s in wanted if s not in catalogue]
+            resolve = symbol_resolver(catalogue)
+            resolved = [resolve(s) for s in wanted]
+            unknown = [s for s, r in zip(wanted, resolved, strict=True) if r is None]
             if unknown:
                 raise InvalidRequestError(f"unknown instruments: {', '.join(unknown)}")
+            wanted = list(dict.fromkeys(r for r in resolved if r is not None))
         return wanted
 
     async def start(self, instruments: Sequence[str] = ()) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from typing_extensions import TypedDict
@@ -198,9 +199,46 @@ class WindowStats:
         return self.total / self.count if self.count else None
 
 
+DEFAULT_SETTLEMENT = "24hs"  # a bare ticker such as ``AL30`` means this settlement
+
+
 def short_symbol(symbol: str) -> str:
-    """``MERV - XMEV - AL30 - 24hs`` -> ``AL30``; futures such as ``DLR/DIC26`` unchanged."""
+    """The short name of a symbol, unique among BYMA settlements.
+
+    ``MERV - XMEV - AL30 - 24hs`` -> ``AL30``; another settlement keeps it as a suffix,
+    ``MERV - XMEV - AL30 - CI`` -> ``AL30 CI``; futures such as ``DLR/DIC26`` unchanged.
+    """
     parts = [part.strip() for part in symbol.split(" - ")]
     if len(parts) >= 3 and parts[0] == "MERV":
-        return parts[2]
+        ticker = parts[2]
+        settlement = parts[3] if len(parts) > 3 else DEFAULT_SETTLEMENT
+        return ticker if settlement == DEFAULT_SETTLEMENT else f"{ticker} {settlement}"
     return symbol
+
+
+def symbol_resolver(known: Iterable[str]) -> Callable[[str], str | None]:
+    """A function giving the symbol among ``known`` that a name means: the name itself, or
+    the one it is the short name of (``AL30`` -> ``MERV - XMEV - AL30 - 24hs``, ``AL30 CI``
+    -> the CI settlement), case-insensitive; None when nothing, or more than one, matches.
+
+    The index is built once, so resolving many names costs one lookup each.
+    """
+    exact = set(known)
+    by_name: dict[str, set[str]] = {}
+    for symbol in exact:
+        by_name.setdefault(symbol.casefold(), set()).add(symbol)
+        by_name.setdefault(short_symbol(symbol).casefold(), set()).add(symbol)
+
+    def resolve(name: str) -> str | None:
+        wanted = name.strip()
+        if wanted in exact:
+            return wanted
+        matches = by_name.get(wanted.casefold(), set())
+        return next(iter(matches)) if len(matches) == 1 else None
+
+    return resolve
+
+
+def resolve_symbol(name: str, known: Iterable[str]) -> str | None:
+    """``symbol_resolver(known)(name)``, for a single name."""
+    return symbol_resolver(known)(name)

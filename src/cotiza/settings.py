@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cotiza.errors import ConfigurationError
+from cotiza.origins import validate as validate_origins
 from cotiza.settings_parts import (
     BACKPLANE_RE,
     LOOPBACK,
@@ -152,7 +153,9 @@ class Settings(BaseSettings):
     ws_max_frame_bytes: int = Field(64 * 1024, ge=256)
     ws_rate_limit: float = Field(20.0, gt=0)
     ws_rate_burst: int = Field(40, ge=1)
-    ws_keepalive_interval: float = Field(30.0, gt=0)
+    ws_keepalive_interval: float = Field(30.0, gt=0)  # protocol-level pings (dead peers)
+    ws_idle_ping_after: float = Field(300.0, gt=0)  # the JSON ``ping`` after client silence
+    ws_broadcast_grace: float = Field(1.0, ge=0, le=60)  # silent new client: every tick after
     ws_impl: WsImpl = WsImpl.WEBSOCKETS_SANSIO
     ws_compression: bool = False  # permessage-deflate, for clients that offer it
 
@@ -215,6 +218,12 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return split_csv(value)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        # http://host:port entries, or "*" (any origin, explicitly); see cotiza.origins.
+        return validate_origins(value)
 
     @field_validator("telegram_chat_ids", mode="before")
     @classmethod

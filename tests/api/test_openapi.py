@@ -44,11 +44,15 @@ WORKER = {
     "errors",
     "last_error",
     "cached_at",
+    "started_at",
+    "pinned",
 }
 CONNECTION = {
     "id",
     "path",
     "remote",
+    "host",
+    "port",
     "state",
     "connected_at",
     "write_path",
@@ -56,6 +60,7 @@ CONNECTION = {
     "instrument_count",
     "ratio_pairs",
     "dashboard",
+    "everything",
     "pending",
     "pending_bytes",
     "backlog_bytes",
@@ -85,6 +90,7 @@ DETAILED = {
     "feed",
     "uptime",
     "checks",
+    "origins",
     "cluster",
 }
 CLUSTER = {"role", "node_id", "leader", "leader_node", "epoch", "backplane"}
@@ -98,6 +104,14 @@ STATUS = FEED | {
     "service_started_at",
     "service_uptime",
     "timestamp",
+    # the prototype's names (issue 9)
+    "started",
+    "worker_running",
+    "ws_connected",
+    "worker_status",
+    "ws_details",
+    "user",
+    "account",
 }
 AL30, AL30D = "MERV - XMEV - AL30 - 24hs", "MERV - XMEV - AL30D - 24hs"
 
@@ -147,7 +161,7 @@ async def test_every_response_keeps_its_fields(service: LiveService) -> None:
         assert status.keys() == STATUS
         assert status["dashboard"].keys() == WORKER and status["connections"].keys() == HUB
         sockets = await get("/cotizaciones/websocket_status")
-        assert sockets.keys() == HUB | {"connections", "stats"}
+        assert sockets.keys() == HUB | {"connections", "stats", "timestamp"}
         assert sockets["connections"][0].keys() == CONNECTION
         assert sockets["stats"].keys() == HUB_COUNTERS
         quotes = await get("/api/quotes")
@@ -170,7 +184,7 @@ async def test_every_response_keeps_its_fields(service: LiveService) -> None:
         assert history["pair"].keys() == PAIR
         assert history["data"][0].keys() == {"asof", *RATIO_FIELDS}
         board = await get("/api/ratios/dashboard")
-        assert board.keys() == {"status", "data", "count", "query_time_ms"}
+        assert board.keys() == {"status", "data", "count", "query_time_ms", "method", "freshness"}
         assert board["data"][0].keys() == DASHBOARD_ROW
         stopped = (await http.post("/cotizaciones/detener")).json()
         assert stopped.keys() == FEED | {"status", "message"}
@@ -184,7 +198,11 @@ async def test_the_document_describes_fields_media_types_and_errors(service: Liv
     assert properties(doc, "/cotizaciones/health") == {"status", "timestamp"}
     assert properties(doc, "/health/detailed") == DETAILED | {"monitor"}
     assert properties(doc, "/cotizaciones/status") == STATUS
-    assert properties(doc, "/cotizaciones/websocket_status") == HUB | {"connections", "stats"}
+    assert properties(doc, "/cotizaciones/websocket_status") == HUB | {
+        "connections",
+        "stats",
+        "timestamp",
+    }
     assert properties(doc, "/api/quotes") == {"count", "quotes", "timestamp"}
     assert properties(doc, "/api/quotes/{symbol}") == TICK_FIELDS | {
         "mid",
@@ -196,12 +214,15 @@ async def test_the_document_describes_fields_media_types_and_errors(service: Liv
     assert properties(doc, "/api/ratios/pairs", "post", "201") == PAIR
     assert properties(doc, "/api/ratios/pairs/{pair_id}", "patch") == PAIR
     assert properties(doc, "/api/ratios") == {"count", "data", "timestamp"}
-    assert properties(doc, "/api/ratios/dashboard") == {
-        "status",
-        "data",
-        "count",
-        "query_time_ms",
-    }
+    for board in ("", "/fast", "/balanced", "/flexible"):
+        assert properties(doc, f"/api/ratios/dashboard{board}") == {
+            "status",
+            "data",
+            "count",
+            "query_time_ms",
+            "method",
+            "freshness",
+        }
     control = FEED | {"status", "message", "leader_node", "control_version"}  # last two: cluster
     assert properties(doc, "/cotizaciones/iniciar", "post") == control
     assert properties(doc, "/admin/drain", "post") == {"status", "closed"}

@@ -350,8 +350,9 @@ async def test_command_flood_closes_with_1008(make_settings: Callable[..., Setti
 
 
 async def test_keepalive_ping_after_silence(make_settings: Callable[..., Settings]) -> None:
-    """A silent client receives a JSON ping keep-alive and stays connected."""
-    settings = make_settings(ws_keepalive_interval=0.3)
+    """A silent client receives a JSON ping keep-alive (after WS_IDLE_PING_AFTER) and stays
+    connected."""
+    settings = make_settings(ws_idle_ping_after=0.3)
     async with live_service(settings) as live, ws_client(live) as ws:
         ping = await recv_json(ws, timeout=3)
         assert ping["type"] == "ping"

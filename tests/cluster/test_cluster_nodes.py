@@ -157,7 +157,8 @@ async def test_planned_handover_closes_upstream_before_the_other_node_leads(
         await on_a.wait_ticks_after(handed, count=3, timeout=HANDOVER_LIMIT)
         await on_b.wait_ticks_after(handed, count=3, timeout=HANDOVER_LIMIT)
         assert on_a.closed is None and on_b.closed is None
-    assert await a.is_following("node-b")
+    # The old leader learns who leads at its next look at the lease (LEASE_RETRY).
+    await eventually(lambda: a.is_following("node-b"), 10, interval=0.1, message="a follows node-b")
     assert await a.feed_state() == "stopped" and await b.feed_state() == "running"
     assert (await b.cluster() or {})["epoch"] >= 2
     # The monitor's planned restart drains first: a leader hands over before closing clients.

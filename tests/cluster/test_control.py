@@ -195,3 +195,29 @@ async def test_unreachable_database_fails_clearly() -> None:
             await ControlStore(engine, "a").versions()
     finally:
         await engine.dispose()
+
+
+async def test_a_released_lease_is_announced_to_the_other_nodes_only(database: Database) -> None:
+    """announce_release reaches every other listener by NOTIFY (not the poll), not its sender."""
+    heard: dict[str, list[str]] = {"leader": [], "standby": []}
+    listeners = [
+        ControlListener(
+            ControlStore(database.engine, node),
+            database.engine.url.render_as_string(hide_password=False),
+            poll_interval=30.0,
+            timeout=2.0,
+            on_released=heard[node].append,
+        )
+        for node in heard
+    ]
+    for listener in listeners:
+        await listener.start()
+    try:
+        await listeners[0].store.announce_release()
+        await eventually(lambda: heard["standby"] == ["leader"], 5)
+        assert heard["leader"] == []
+        # A release notice is not a change of desired state: nothing is re-read or applied.
+        assert [listener.stats.feed_commands for listener in listeners] == [0, 0]
+    finally:
+        for listener in listeners:
+            await listener.stop()

@@ -78,7 +78,7 @@ def test_healthy_service_passes_every_service_check(service: Running) -> None:
     """A healthy service: port, HTTP, WebSocket (fresh tick), database and ledger all pass."""
     code, report = service.run()
     found = checks(report)
-    for name in ("port", "http", "websocket", "database", "processes", "ledger"):
+    for name in ("port", "http", "websocket", "origins", "database", "processes", "ledger"):
         assert found[name]["status"] == "ok", found[name]
     assert found["port"]["data"]["pid"] == service.pid
     assert found["websocket"]["data"]["first_tick_ms"] is not None
@@ -100,7 +100,7 @@ def test_plain_output_when_piped_and_json_file_with_output(
     assert lines[1].startswith("[✓] port") and "[✓] websocket" in result.stdout
     saved = json.loads(out.read_text())
     assert [c["check"] for c in saved["checks"]] == [
-        "port", "http", "websocket", "resources", "database", "processes", "ledger",
+        "port", "http", "websocket", "origins", "resources", "database", "processes", "ledger",
     ]  # fmt: skip
 
 

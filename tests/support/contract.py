@@ -41,5 +41,6 @@ DASHBOARD_ROW_FIELDS = frozenset(
         "dif_1mes_pct",
         "dif_minimo_pct",
         "dif_maximo_pct",
+        "client_id_result",  # the prototype's name for client_id (issue 9)
     }
 )

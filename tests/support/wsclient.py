@@ -63,9 +63,18 @@ async def closed_by_server(ws: ClientConnection, timeout: float = 5.0) -> Connec
 
 @contextlib.asynccontextmanager
 async def ws_client(
-    live: LiveService, path: str = "/ws/cotizaciones", **kwargs: Any
+    live: LiveService, path: str = "/ws/cotizaciones", *, everything: bool = False, **kwargs: Any
 ) -> AsyncIterator[ClientConnection]:
+    """A connected client past the welcome frame.
+
+    A new connection receives every tick until its first subscription command (issue 9);
+    unless ``everything`` is asked for, the client narrows itself at once with a harmless
+    ``unsubscribe_ratios`` so a test sees only what it subscribes to.
+    """
     async with websockets.connect(live.ws_url(path), open_timeout=5, **kwargs) as ws:
         hello = await recv_json(ws)
         assert hello["type"] == "connection" and hello["status"] == "connected"
+        if not everything:
+            await send_json(ws, {"action": "unsubscribe_ratios"})
+            await recv_until(ws, lambda m: m["type"] == "ratio_unsubscribed")
         yield ws

@@ -84,13 +84,22 @@ def test_the_known_names_are_exactly_the_contract_s() -> None:
     } == COMMAND_NAMES
 
 
-def test_type_takes_precedence_over_action() -> None:
-    """When both are present, ``type`` names the command, even when it is not a string."""
-    assert command_name({"type": "ping", "action": "get_data"}) == "ping"
-    assert isinstance(parse({"type": "ping", "action": "get_data"}), Ping)
-    assert error_of('{"type": null, "action": "ping"}').message == (
+def test_action_takes_precedence_over_type() -> None:
+    """When both are present, ``action`` names the command (as the prototype read it), even
+    when it is not a string."""
+    assert command_name({"type": "get_data", "action": "ping"}) == "ping"
+    assert isinstance(parse({"type": "get_data", "action": "ping"}), Ping)
+    assert error_of('{"action": null, "type": "ping"}').message == (
         "missing command: give 'type' or 'action'"
     )
+
+
+@pytest.mark.parametrize("name", ["PING", "Ping", " ping "])
+@pytest.mark.parametrize("key", ["type", "action"])
+def test_command_names_are_case_insensitive(name: str, key: str) -> None:
+    """``PING`` or ``Ping`` under either key is the ping command."""
+    assert isinstance(parse({key: name}), Ping)
+    assert isinstance(parse({key: "Subscribe", "instruments": ["X"]}), Subscribe)
 
 
 def test_subscribe_strips_and_deduplicates_in_order() -> None:

@@ -93,24 +93,38 @@ def test_dashboard_data_keeps_the_table_and_adds_a_timestamp() -> None:
         "data": [{"par": "AL30-AL30D", "client_id": "default", "promedio_rueda": 1.02}],
         "count": 1,
         "query_time_ms": 3.5,
+        "method": "aggregates",
+        "freshness": "real-time",
     }
     sent = wire_json(frames.dashboard_data(table))
-    assert list(sent) == ["type", "status", "data", "count", "query_time_ms", "timestamp"]
+    assert list(sent) == [
+        "type",
+        "status",
+        "data",
+        "count",
+        "query_time_ms",
+        "method",
+        "freshness",
+        "timestamp",
+    ]
     assert {k: sent[k] for k in table} == table
 
 
 @pytest.mark.parametrize(
     ("frame", "keys"),
     [
-        (frames.connection(), ["type", "status", "timestamp"]),
-        (frames.pong(), ["type", "timestamp"]),
+        (frames.connection(), ["type", "status", "message", "timestamp"]),
+        (frames.pong(), ["type", "action", "timestamp"]),
         (frames.ping(), ["type", "timestamp"]),
         (frames.unsubscribed([AL30]), ["type", "instruments"]),
         (frames.ratio_subscribed([1, 2]), ["type", "pairs"]),
         (frames.ratio_unsubscribed(), ["type"]),
-        (frames.dashboard_subscribed(10.0), ["type", "refresh_interval", "timestamp"]),
-        (frames.dashboard_unsubscribed(), ["type", "timestamp"]),
-        (frames.dashboard_error(), ["type", "message", "timestamp"]),
+        (
+            frames.dashboard_subscribed(10.0),
+            ["type", "message", "refresh_interval", "timestamp"],
+        ),
+        (frames.dashboard_unsubscribed(), ["type", "message", "timestamp"]),
+        (frames.dashboard_error(), ["type", "status", "message", "error", "timestamp"]),
     ],
 )
 def test_reply_frames_carry_their_contract_fields(

@@ -10,16 +10,16 @@ from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from typing_extensions import TypedDict
 
 from cotiza import __version__
+from cotiza.api.cors import PolicyCORSMiddleware
 from cotiza.api.deps import ServicesDep
 from cotiza.api.guard import RequestGuard
 from cotiza.api.openapi import install_openapi
-from cotiza.api.routes import alerts, auth, control, health, quotes, ratios, ws
+from cotiza.api.routes import alerts, auth, compat, control, health, quotes, ratios, ws
 from cotiza.errors import (
     ClusterError,
     ConflictError,
@@ -30,6 +30,7 @@ from cotiza.errors import (
     StorageError,
 )
 from cotiza.metrics import render_metrics
+from cotiza.origins import OriginPolicy
 from cotiza.service import Services, run_services
 from cotiza.settings import Settings
 from cotiza.ws.transport import TransportMiddleware
@@ -90,13 +91,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     install_openapi(app)
 
-    if settings.allowed_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.allowed_origins,
-            allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "X-API-Token"],
-        )
+    # One origin rule (ALLOWED_ORIGINS) for CORS, WebSockets and state-changing requests.
+    origins = OriginPolicy(settings.allowed_origins)
+    app.state.origins = origins
+    # The guard inside CORS, so that its refusals carry CORS headers for allowed pages.
+    app.add_middleware(RequestGuard, settings=settings, policy=origins)
+    app.add_middleware(PolicyCORSMiddleware, policy=origins)
 
     @app.exception_handler(CotizaError)
     async def _cotiza_error(_: Request, exc: CotizaError) -> JSONResponse:
@@ -110,6 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(quotes.router)
     app.include_router(ratios.router)
     app.include_router(alerts.router)
+    app.include_router(compat.router)
     app.include_router(ws.router)
     if settings.debug_faults:  # only with COTIZA_ENV=test on loopback (see Settings)
         from cotiza.api.routes import debug
@@ -132,6 +133,5 @@ def create_app(settings: Settings) -> FastAPI:
         return Response(html, media_type="text/html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", RevalidatedStaticFiles(directory=str(static)), name="static")
-    app.add_middleware(RequestGuard, settings=settings)
     app.add_middleware(TransportMiddleware)
     return app

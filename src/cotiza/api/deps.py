@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from starlette.requests import HTTPConnection
 
+from cotiza.origins import OriginPolicy
 from cotiza.service import Services
 from cotiza.settings import Settings
 
@@ -18,6 +19,16 @@ def get_services(request: HTTPConnection) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_origins(conn: HTTPConnection) -> OriginPolicy:
+    """The process's one origin rule (``ALLOWED_ORIGINS``), shared by CORS, WebSockets and
+    state-changing requests."""
+    policy: OriginPolicy = conn.app.state.origins
+    return policy
+
+
+OriginsDep = Annotated[OriginPolicy, Depends(get_origins)]
 
 
 def presented_token(conn: HTTPConnection) -> str | None:

@@ -3,7 +3,7 @@
 A pure ASGI middleware, so that nothing of a request's body is read before it is allowed:
 
 1. ``Origin``: a POST/PUT/PATCH/DELETE whose ``Origin`` header is present and not allowed
-   (the same rule as for WebSockets: ``cotiza.ws.session.origin_allowed``) gets 403. A
+   (the same rule as for WebSockets and CORS: ``cotiza.origins.OriginPolicy``) gets 403. A
    browser page on another site cannot stop the feed or drain the service.
 2. The token: with ``API_TOKEN`` set, such a request without a valid token gets 401 before
    its body is read (every state-changing route needs the token).
@@ -24,8 +24,8 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cotiza.api.deps import token_matches
+from cotiza.origins import OriginPolicy
 from cotiza.settings import Settings
-from cotiza.ws.session import origin_allowed
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +74,10 @@ async def reply(
 class RequestGuard:
     """Origin, token and body size of state-changing requests; see the module docstring."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, policy: OriginPolicy) -> None:
         self.app = app
         self.settings = settings
+        self.policy = policy
         self.limit = settings.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -89,7 +90,9 @@ class RequestGuard:
         )
         rest = receive if has_body else None
         if scope["method"] in STATE_CHANGING:
-            if not origin_allowed(conn, self.settings.allowed_origins):
+            origin = conn.headers.get("origin")
+            if not self.policy.allows(origin, conn.headers.get("host")):
+                self.policy.refused(origin or "", "write")
                 await reply(send, 403, "Origin not allowed", discard=rest)
                 return
             if not token_matches(self.settings, conn):

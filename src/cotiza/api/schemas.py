@@ -22,6 +22,7 @@ from cotiza.feed_runner import FeedStatus
 from cotiza.health import CheckItem
 from cotiza.models import PairRecord, TickPayload
 from cotiza.monitor.ledger import MonitorSummary
+from cotiza.origins import OriginsReport
 from cotiza.ws.frames import HubStatus, RatioFrame
 from cotiza.ws.hub import ConnectionInfo
 
@@ -101,12 +102,36 @@ class DetailedHealth(TypedDict):
     feed: FeedStatus
     uptime: float
     checks: dict[str, list[CheckItem]]
+    origins: OriginsReport  # ALLOWED_ORIGINS in force and the browser origins it refused
     cluster: ClusterHealth
     monitor: NotRequired[MonitorSummary]
 
 
-class ServiceStatus(FeedStatus):
-    """``/cotizaciones/status``: the feed's status plus workers, connections and times."""
+class FeedDetails(TypedDict):
+    """The prototype's ``ws_details``: the upstream market-data connection."""
+
+    ws: Literal["ok", "disabled"]
+    user_id: str | None
+    subscribed: list[str]
+    last_md_ms: int | None
+    subscribers: int
+
+
+class PrototypeStatus(TypedDict):
+    """The fields the prototype's ``/cotizaciones/status`` had, beside cotiza's own."""
+
+    started: bool
+    worker_running: bool
+    ws_connected: bool
+    worker_status: Literal["running", "stopped"]
+    ws_details: FeedDetails
+    user: str | None
+    account: str | None
+
+
+class ServiceStatus(FeedStatus, PrototypeStatus):
+    """``/cotizaciones/status``: the feed's status plus workers, connections and times, and the
+    prototype's fields (``started``, ``worker_status``, ``ws_details``...)."""
 
     workers: dict[str, bool]
     dashboard: DashboardWorkerStatus
@@ -129,6 +154,7 @@ class HubCounters(TypedDict):
 
 
 class WebSocketStatus(HubStatus):
+    timestamp: float
     connections: list[ConnectionInfo]
     stats: HubCounters
 

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 CONTROL_CHANNEL = "cotiza_control"
 FEED = "feed"
 PAIRS = "pairs"
+RELEASED = "released:"  # notification payload prefix: the lease was freed by this node
 
 _WRITE = text(
     """INSERT INTO cluster_control (name, version, action, instruments, updated_by, updated_at)
@@ -113,6 +114,19 @@ class ControlStore:
         """Tell every node to reload the pairs; returns the new pairs version."""
         return await self._write(PAIRS, None, None)
 
+    async def announce_release(self) -> None:
+        """Tell the other nodes the lease was just freed, so they campaign at once.
+
+        A plain notification: nothing is stored, and a node that misses it campaigns at its
+        next ``LEASE_RETRY`` as before.
+        """
+        payload = f"{RELEASED}{self.node_id}"
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(_NOTIFY, {"channel": CONTROL_CHANNEL, "payload": payload})
+        except (SQLAlchemyError, OSError) as exc:
+            raise ClusterError(f"cannot announce the release: {describe_error(exc)}") from exc
+
     async def _read(self, name: str) -> dict[str, Any] | None:
         try:
             async with self._engine.connect() as conn:
@@ -172,8 +186,10 @@ class ControlListener:
         timeout: float,
         on_feed: OnFeed | None = None,
         on_pairs: OnPairs | None = None,
+        on_released: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
+        self._on_released = on_released
         self._dsn = asyncpg_dsn(database_url)
         self.poll_interval = poll_interval
         self.timeout = timeout
@@ -227,6 +243,11 @@ class ControlListener:
     def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         self.stats.notifications += 1
         log.debug("control notification %s", payload)
+        if payload.startswith(RELEASED):
+            node = payload.removeprefix(RELEASED)
+            if self._on_released is not None and node != self.store.node_id:
+                self._on_released(node)
+            return
         self._wake.set()
 
     async def _run(self) -> None:

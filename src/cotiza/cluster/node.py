@@ -37,7 +37,7 @@ from cotiza.cluster.sink import (
     sample_publication,
     tick_publication,
 )
-from cotiza.errors import StorageError
+from cotiza.errors import ClusterError, StorageError
 from cotiza.models import Quote, RatioSample
 from cotiza.settings import Role, Settings
 from cotiza.ws.frames import Wire
@@ -126,6 +126,7 @@ class ClusterNode:
             timeout=settings.bus_timeout,
             on_feed=self._on_feed_command,
             on_pairs=self._on_pairs_changed,
+            on_released=lambda _node: self.keeper.nudge(),
         )
         writer.fence = self.lease.fence
         writer.on_fenced = self.keeper.report_fenced
@@ -199,15 +200,31 @@ class ClusterNode:
 
     async def stop(self) -> None:
         """Leave: a leader closes upstream and frees the lease first; clients stay to the end."""
+        leading = self.keeper.epoch is not None
         await self.keeper.stop()
+        if leading:
+            await self._announce_release()
         await self.listener.stop()
         await self.registry.stop()
         await self.bus.stop()
         await self.engine.dispose()
 
     async def handover(self) -> bool:
-        """Planned handover: close upstream, then free the lease; False when not leading."""
-        return await self.keeper.release()
+        """Planned handover: close upstream, then free the lease; False when not leading.
+
+        The others hear of the free lease at once (a control notification) rather than at
+        their next ``LEASE_RETRY``, which is most of a handover's gap otherwise.
+        """
+        released = await self.keeper.release()
+        if released:
+            await self._announce_release()
+        return released
+
+    async def _announce_release(self) -> None:
+        try:
+            await self.control.announce_release()
+        except ClusterError as exc:
+            log.warning("%s; the others campaign at their next retry", exc)
 
     # -- the leader's publications (synchronous, never awaiting Redis) -------------------
 

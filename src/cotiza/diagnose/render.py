@@ -6,6 +6,7 @@ import json
 from typing import TextIO
 
 from cotiza.diagnose.findings import SYMBOLS, Level, Report
+from cotiza.diagnose.legacy import prototype_keys
 from cotiza.monitor.ledger import utc_iso
 
 _STYLE = {
@@ -18,7 +19,9 @@ _STYLE = {
 
 
 def as_json(report: Report, fail_on: str) -> str:
-    return json.dumps(report.as_dict(fail_on), indent=2, ensure_ascii=False, default=str)
+    """cotiza's report, and beside it the top-level keys the prototype's diagnosis wrote."""
+    body = {**report.as_dict(fail_on), **prototype_keys(report)}
+    return json.dumps(body, indent=2, ensure_ascii=False, default=str)
 
 
 def _footer(report: Report, fail_on: str) -> str:

@@ -1,4 +1,4 @@
-"""``diagnose``: seven checks of a cotiza service (nine in cluster mode), each with a timeout.
+"""``diagnose``: eight checks of a cotiza service (ten in cluster mode), each with a timeout.
 
 port → HTTP → WebSocket depend on each other (a later one is skipped, with the reason,
 when an earlier one failed); resources, database, processes and the monitor's ledger
@@ -16,6 +16,7 @@ from typing import NotRequired, TypedDict
 
 from cotiza.diagnose import clustercheck, dbcheck, hostchecks
 from cotiza.diagnose.findings import Finding, Level, Report, guarded, skipped
+from cotiza.diagnose.origins import check_origins
 from cotiza.monitor import probes, procs
 from cotiza.monitor.ledger import RunPaths, read_state
 
@@ -111,8 +112,13 @@ async def diagnose(config: DiagnoseConfig) -> Report:
     else:
         why = "HTTP was skipped" if http.level is Level.SKIP else "the HTTP health check failed"
         ws = skipped("websocket", why)
+    if http.data.get("liveness_ok"):
+        check = check_origins(config.host, config.port, config.token, config.http_timeout)
+        origins = await guarded("origins", check, config.http_timeout + 2)
+    else:
+        origins = skipped("origins", "HTTP was skipped or failed")
     resources, database, processes, ledger = await others
-    findings = [port, http, ws, resources, database, processes, ledger]
+    findings = [port, http, ws, origins, resources, database, processes, ledger]
     if config.cluster is not None:
         budget = 3 * config.cluster.timeout + 2
         findings += await asyncio.gather(

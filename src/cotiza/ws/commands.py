@@ -1,9 +1,9 @@
 """Inbound WebSocket commands, parsed into one pydantic discriminated union.
 
-A client frame is a JSON object naming its command by ``type`` or ``action``
-(``command_name`` decides which wins). Anything that cannot become a ``Command`` raises
-``CommandError`` carrying the message the client gets in an ``error`` frame; the
-connection stays open.
+A client frame is a JSON object naming its command by ``action`` or ``type``
+(``command_name`` decides which wins; names are case-insensitive). Anything that cannot
+become a ``Command`` raises ``CommandError`` carrying the message the client gets in an
+``error`` frame; the connection stays open.
 """
 
 from __future__ import annotations
@@ -39,11 +39,13 @@ class CommandError(Exception):
 
 
 def command_name(message: Mapping[str, object]) -> object:
-    """The name a client frame gives its command: ``type`` when present, else ``action``.
+    """The name a client frame gives its command: ``action`` when present, else ``type``.
 
-    The one place that decides it; anything but a string is no name at all.
+    The one place that decides it, as the prototype did (``action`` first), in lower case
+    so ``PING`` and ``Subscribe`` work; anything but a string is no name at all.
     """
-    return message.get("type", message.get("action"))
+    name = message.get("action", message.get("type"))
+    return name.strip().lower() if isinstance(name, str) else name
 
 
 def _symbols(value: object) -> list[str]:

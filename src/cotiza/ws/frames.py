@@ -107,6 +107,8 @@ class DashboardTable(TypedDict):
     data: list[DashboardRowData]
     count: int
     query_time_ms: float
+    method: str  # how the table was computed (the prototype named its strategies here)
+    freshness: str  # how old the numbers may be
 
 
 class DashboardDataFrame(TypedDict):
@@ -115,12 +117,16 @@ class DashboardDataFrame(TypedDict):
     data: list[DashboardRowData]
     count: int
     query_time_ms: float
+    method: str
+    freshness: str
     timestamp: float
 
 
 class DashboardErrorFrame(TypedDict):
     type: Literal["dashboard_error"]
+    status: Literal["error"]
     message: str
+    error: str  # the prototype's name for the message
     timestamp: float
 
 
@@ -181,14 +187,19 @@ def dashboard_data(table: DashboardTable) -> DashboardDataFrame:
         "data": table["data"],
         "count": table["count"],
         "query_time_ms": table["query_time_ms"],
+        "method": table["method"],
+        "freshness": table["freshness"],
         "timestamp": time.time(),
     }
 
 
 def dashboard_error() -> DashboardErrorFrame:
+    message = "dashboard query failed"
     return {
         "type": "dashboard_error",
-        "message": "dashboard query failed",
+        "status": "error",
+        "message": message,
+        "error": message,
         "timestamp": time.time(),
     }
 
@@ -204,11 +215,13 @@ def ping() -> PingFrame:
 class ConnectionFrame(TypedDict):
     type: Literal["connection"]
     status: Literal["connected"]
+    message: str
     timestamp: float
 
 
 class PongFrame(TypedDict):
     type: Literal["pong"]
+    action: Literal["pong"]  # the prototype's dashboard clients read this one
     timestamp: float
 
 
@@ -234,12 +247,14 @@ class RatioUnsubscribedFrame(TypedDict):
 
 class DashboardSubscribedFrame(TypedDict):
     type: Literal["dashboard_subscribed"]
+    message: str
     refresh_interval: float
     timestamp: float
 
 
 class DashboardUnsubscribedFrame(TypedDict):
     type: Literal["dashboard_unsubscribed"]
+    message: str
     timestamp: float
 
 
@@ -300,12 +315,23 @@ class ErrorFrame(TypedDict):
     timestamp: float
 
 
+# The prototype's clients show these Spanish messages as they come.
+MESSAGE_CONNECTED = "Conectado al servicio de cotizaciones"
+MESSAGE_DASHBOARD_SUBSCRIBED = "Suscripto a las actualizaciones del dashboard"
+MESSAGE_DASHBOARD_UNSUBSCRIBED = "Desuscripto de las actualizaciones del dashboard"
+
+
 def connection() -> ConnectionFrame:
-    return {"type": "connection", "status": "connected", "timestamp": time.time()}
+    return {
+        "type": "connection",
+        "status": "connected",
+        "message": MESSAGE_CONNECTED,
+        "timestamp": time.time(),
+    }
 
 
 def pong() -> PongFrame:
-    return {"type": "pong", "timestamp": time.time()}
+    return {"type": "pong", "action": "pong", "timestamp": time.time()}
 
 
 def subscribed(instruments: list[str], unknown: list[str]) -> SubscribedFrame:
@@ -330,13 +356,18 @@ def ratio_unsubscribed() -> RatioUnsubscribedFrame:
 def dashboard_subscribed(refresh_interval: float) -> DashboardSubscribedFrame:
     return {
         "type": "dashboard_subscribed",
+        "message": MESSAGE_DASHBOARD_SUBSCRIBED,
         "refresh_interval": refresh_interval,
         "timestamp": time.time(),
     }
 
 
 def dashboard_unsubscribed() -> DashboardUnsubscribedFrame:
-    return {"type": "dashboard_unsubscribed", "timestamp": time.time()}
+    return {
+        "type": "dashboard_unsubscribed",
+        "message": MESSAGE_DASHBOARD_UNSUBSCRIBED,
+        "timestamp": time.time(),
+    }
 
 
 def alerts_subscribed() -> AlertsSubscribedFrame:

@@ -48,6 +48,7 @@ class Subscriptions:
     ratio_pairs: set[int] = field(default_factory=set)
     ratio_all: bool = False
     dashboard: bool = False
+    narrowed: bool = False  # sent a subscription command: no more broadcast of every tick
 
 
 class ConnectionInfo(TypedDict):
@@ -56,6 +57,8 @@ class ConnectionInfo(TypedDict):
     id: int
     path: str
     remote: str
+    host: str | None
+    port: int | None
     state: str
     connected_at: float
     write_path: str
@@ -63,6 +66,7 @@ class ConnectionInfo(TypedDict):
     instrument_count: int
     ratio_pairs: list[int] | Literal["all"]
     dashboard: bool
+    everything: bool  # no subscription command yet: receives every tick
     pending: int
     pending_bytes: int
     backlog_bytes: int
@@ -84,6 +88,9 @@ class Hub:
         self._ratio_all: set[Connection] = set()
         self._dashboard: set[Connection] = set()
         self._alerts: set[Connection] = set()  # clients that sent subscribe_alerts
+        # Clients that sent no subscription command yet receive every tick, as the
+        # prototype broadcast to all (from ``widen``); their first one narrows them.
+        self._everything: set[Connection] = set()
         self._ids = itertools.count(1)
         self._closing_tasks: set[asyncio.Task[None]] = set()
         self._keepalive: asyncio.Task[None] | None = None
@@ -171,11 +178,29 @@ class Hub:
         self._ratio_all.discard(conn)
         self._dashboard.discard(conn)
         self._alerts.discard(conn)
+        self._everything.discard(conn)
         conn.mark_closed()
 
     # -- subscriptions ------------------------------------------------------------------
 
+    def widen(self, conn: Connection) -> None:
+        """Send ``conn`` every tick, unless it already sent a subscription command."""
+        subs = self._subscriptions.get(conn)
+        if subs is not None and not subs.narrowed:
+            self._everything.add(conn)
+
+    def narrow(self, conn: Connection) -> None:
+        """``conn`` sent a subscription command: from now on it gets only what it follows."""
+        subs = self._subscriptions.get(conn)
+        if subs is not None:
+            subs.narrowed = True
+        self._everything.discard(conn)
+
+    def receives_everything(self, conn: Connection) -> bool:
+        return conn in self._everything
+
     def subscribe_instruments(self, conn: Connection, symbols: Iterable[str]) -> None:
+        self.narrow(conn)
         subs = self._subscriptions.get(conn)
         if subs is None:
             return
@@ -184,6 +209,7 @@ class Hub:
             self._by_symbol.setdefault(symbol, set()).add(conn)
 
     def unsubscribe_instruments(self, conn: Connection, symbols: Iterable[str]) -> None:
+        self.narrow(conn)
         subs = self._subscriptions.get(conn)
         if subs is None:
             return
@@ -201,6 +227,7 @@ class Hub:
 
     def subscribe_ratios(self, conn: Connection, pair_ids: Iterable[int] | None) -> None:
         """Follow ``pair_ids``, or every pair (present and future) when None."""
+        self.narrow(conn)
         subs = self._subscriptions.get(conn)
         if subs is None:
             return
@@ -213,6 +240,7 @@ class Hub:
             self._by_pair.setdefault(pair_id, set()).add(conn)
 
     def unsubscribe_ratios(self, conn: Connection) -> None:
+        self.narrow(conn)
         subs = self._subscriptions.get(conn)
         if subs is None:
             return
@@ -224,6 +252,7 @@ class Hub:
 
     def subscribe_dashboard(self, conn: Connection) -> bool:
         """Add ``conn`` to the dashboard's subscribers; False if it was one already."""
+        self.narrow(conn)
         subs = self._subscriptions.get(conn)
         if subs is None or subs.dashboard:
             return False
@@ -233,6 +262,7 @@ class Hub:
 
     def unsubscribe_dashboard(self, conn: Connection) -> bool:
         """Remove ``conn`` from the dashboard's subscribers; False if it was not one."""
+        self.narrow(conn)
         subs = self._subscriptions.get(conn)
         if subs is None or not subs.dashboard:
             return False
@@ -251,12 +281,16 @@ class Hub:
 
     def publish_tick(self, quote: Quote) -> None:
         members = self._by_symbol.get(quote.symbol)
-        if not members:
+        everything = self._everything
+        if not members and not everything:
             return
         wire = encode(frames.tick(quote))
         key = ("tick", quote.symbol)
-        for conn in members:
+        for conn in everything:
             conn.enqueue(key, wire)
+        if members:
+            for conn in members:
+                conn.enqueue(key, wire)
 
     def publish_ratio(self, frame: RatioFrame) -> None:
         pair_id = frame["pair_id"]
@@ -274,10 +308,12 @@ class Hub:
                     conn.enqueue(key, wire)
 
     def subscribe_alerts(self, conn: Connection) -> None:
+        self.narrow(conn)
         if conn in self._subscriptions:
             self._alerts.add(conn)
 
     def unsubscribe_alerts(self, conn: Connection) -> None:
+        self.narrow(conn)
         self._alerts.discard(conn)
 
     def publish_alert(self, frame: AlertFrame) -> int:
@@ -322,9 +358,11 @@ class Hub:
             log.error("evicting a slow consumer failed", exc_info=exc)
 
     async def _keepalive_loop(self) -> None:
-        interval = self.settings.ws_keepalive_interval
+        # Only after a long silence (WS_IDLE_PING_AFTER, 300 s): protocol-level pings,
+        # not this frame, detect dead peers.
+        interval = self.settings.ws_idle_ping_after
         while True:
-            await asyncio.sleep(interval / 2)
+            await asyncio.sleep(min(interval / 2, 10.0))
             now = time.monotonic()
             wire = encode(frames.ping())
             for conn in list(self.connections.values()):
@@ -361,10 +399,13 @@ class Hub:
 
     def _describe(self, conn: Connection) -> ConnectionInfo:
         subs = self._subscriptions.get(conn) or Subscriptions()
+        client = conn.ws.client
         return {
             "id": conn.id,
             "path": conn.path,
             "remote": conn.remote,
+            "host": client.host if client else None,
+            "port": client.port if client else None,
             "state": conn.state.value,
             "connected_at": conn.connected_at,
             "write_path": conn.write_path.value,
@@ -372,6 +413,7 @@ class Hub:
             "instrument_count": len(subs.instruments),
             "ratio_pairs": "all" if subs.ratio_all else sorted(subs.ratio_pairs),
             "dashboard": subs.dashboard,
+            "everything": conn in self._everything,
             "pending": conn.pending,
             "pending_bytes": conn.pending_bytes,
             "backlog_bytes": conn.backlog(),

@@ -7,14 +7,15 @@ and the client is told so with close code 1011 instead of being dropped silently
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING, assert_never
-from urllib.parse import urlsplit
 
-from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket
 
+from cotiza.models import symbol_resolver
+from cotiza.origins import OriginPolicy
 from cotiza.ws import frames
 from cotiza.ws.commands import (
     Command,
@@ -70,25 +71,14 @@ class TokenBucket:
         return True
 
 
-def origin_allowed(ws: HTTPConnection, allowed: list[str]) -> bool:
-    """Browsers send ``Origin``; accept same-host pages and the configured origins.
-
-    The one rule for WebSocket handshakes and state-changing HTTP requests alike.
-    """
-    origin = ws.headers.get("origin")
-    if origin is None or "*" in allowed:
-        return True
-    if origin.rstrip("/") in {a.rstrip("/") for a in allowed}:
-        return True
-    host = ws.headers.get("host", "")
-    return urlsplit(origin).netloc == host
-
-
-async def serve(websocket: WebSocket, services: Services, path: str, *, token_ok: bool) -> None:
+async def serve(
+    websocket: WebSocket, services: Services, path: str, *, token_ok: bool, origins: OriginPolicy
+) -> None:
     """Admit ``websocket`` (origin, token, connection limit), then converse until it ends."""
-    settings = services.settings
     hub = services.hub
-    if not origin_allowed(websocket, settings.allowed_origins):
+    origin = websocket.headers.get("origin")
+    if not origins.allows(origin, websocket.headers.get("host")):
+        origins.refused(origin or "", "websocket")
         hub.note_rejected()
         await websocket.close(CLOSE_POLICY, "Origin not allowed")  # rejected in the handshake
         return
@@ -120,19 +110,30 @@ class Session:
         self.conn = conn
 
     async def run(self) -> None:
-        """Greet the client, then serve its commands until it or the server ends it."""
+        """Greet the client, then serve its commands until it or the server ends it.
+
+        A client that sends no subscription command receives every tick (the prototype's
+        broadcast), starting after its first command is answered, or ``WS_BROADCAST_GRACE``
+        after the welcome if it stays silent: a script that pings first sees the pong first.
+        """
         conn = self.conn
+        hub = self.services.hub
+        grace = asyncio.get_running_loop().call_later(
+            self.services.settings.ws_broadcast_grace, hub.widen, conn
+        )
         try:
             conn.send(frames.connection())
-            await self._converse()
+            await self._converse(grace)
         except DISCONNECTS as exc:
             # The peer vanished mid-receive or the socket was aborted as a slow consumer.
             log.debug("connection %d ended: %r", conn.id, exc)
         except Exception:
             log.exception("connection %d failed; closing it with 1011", conn.id)
             await conn.close(CLOSE_INTERNAL_ERROR, "Internal error")
+        finally:
+            grace.cancel()
 
-    async def _converse(self) -> None:
+    async def _converse(self, grace: asyncio.TimerHandle | None) -> None:
         conn = self.conn
         websocket = conn.ws
         settings = self.services.settings
@@ -155,6 +156,10 @@ class Session:
                 return
             try:
                 await self.handle(text)
+                if grace is not None:  # the first command is answered: broadcast from now on
+                    grace.cancel()
+                    grace = None
+                    self.services.hub.widen(conn)
             except Exception:
                 # Handlers only queue frames, so nothing here is the peer going away.
                 log.exception("connection %d: a command handler failed; closing it", conn.id)
@@ -205,9 +210,18 @@ class Session:
     async def ping(self) -> None:
         self.conn.send(frames.pong())
 
+    def _symbols(self, names: tuple[str, ...]) -> tuple[list[str], set[str]]:
+        """The full symbols ``names`` mean (``AL30`` -> its 24hs symbol), and the known set.
+
+        A name that matches nothing stays as given (and is reported as unknown).
+        """
+        known = self.services.feed.known_symbols()
+        resolve = symbol_resolver(known)
+        return list(dict.fromkeys(resolve(n) or n.strip() for n in names)), known
+
     async def subscribe(self, command: Subscribe) -> None:
-        symbols = list(dict.fromkeys(command.instruments))
         services = self.services
+        symbols, known = self._symbols(command.instruments)
         limit = services.settings.ws_max_subscriptions
         following = set(services.hub.instruments_of(self.conn))
         if len(following) + sum(1 for s in symbols if s not in following) > limit:
@@ -216,13 +230,12 @@ class Session:
                 f"(following {len(following)}); nothing was subscribed"
             )
         services.hub.subscribe_instruments(self.conn, symbols)
-        known = set(services.feed.instruments) | set(services.cache.symbols())
         self.conn.send(frames.subscribed(symbols, [s for s in symbols if s not in known]))
         for quote in services.cache.snapshot(symbols):
             self.conn.enqueue(("tick", quote.symbol), encode(frames.tick(quote)))
 
     async def unsubscribe(self, command: Unsubscribe) -> None:
-        symbols = list(command.instruments)
+        symbols, _ = self._symbols(command.instruments)
         self.services.hub.unsubscribe_instruments(self.conn, symbols)
         self.conn.send(frames.unsubscribed(symbols))
 
@@ -249,6 +262,7 @@ class Session:
 
     async def dashboard_subscribe(self) -> None:
         worker = self.services.dashboard
+        self.services.hub.narrow(self.conn)  # asked for the dashboard, even if refused
         if not await worker.subscribe(self.conn):
             limit = self.services.settings.dashboard_max_subscribers
             raise CommandError(f"dashboard subscriber limit reached ({limit})")

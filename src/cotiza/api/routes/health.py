@@ -7,7 +7,8 @@ import time
 
 from fastapi import APIRouter, Response
 
-from cotiza.api.deps import ServicesDep, TokenDep
+from cotiza.api.deps import OriginsDep, ServicesDep, TokenDep
+from cotiza.api.routes.compat import prototype_status
 from cotiza.api.schemas import (
     BasicHealth,
     DetailedHealth,
@@ -73,7 +74,9 @@ async def readyz(services: ServicesDep, response: Response) -> HealthReport:
     "/health/detailed",
     responses={503: {"model": DetailedHealth, "description": "unhealthy"}},
 )
-async def health_detailed(services: ServicesDep, response: Response) -> DetailedHealth:
+async def health_detailed(
+    services: ServicesDep, origins: OriginsDep, response: Response
+) -> DetailedHealth:
     """Every check, with connection and worker counters; 503 when the process is unhealthy."""
     checks = await services.health.checks()
     now = time.time()
@@ -88,6 +91,7 @@ async def health_detailed(services: ServicesDep, response: Response) -> Detailed
         "feed": services.feed.status(now),
         "uptime": now - services.started_at,
         "checks": render(checks, now),
+        "origins": origins.report(),
         "cluster": cluster_status(services),
     }
     settings = services.settings
@@ -125,6 +129,7 @@ async def status(services: ServicesDep) -> ServiceStatus:
         "service_started_at": services.started_at,
         "service_uptime": now - services.started_at,
         "timestamp": now,
+        **prototype_status(services),
     }
 
 
@@ -134,6 +139,7 @@ async def websocket_status(services: ServicesDep, _: TokenDep) -> WebSocketStatu
     hub = services.hub
     return {
         **hub.status(),
+        "timestamp": time.time(),
         "connections": hub.describe_connections(),
         "stats": {
             "accepted": hub.stats.accepted,

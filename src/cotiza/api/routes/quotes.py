@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from cotiza.api.deps import ServicesDep
 from cotiza.api.schemas import QuoteList, QuoteView, error_responses
 from cotiza.errors import NotFoundError
-from cotiza.models import Quote
+from cotiza.models import Quote, resolve_symbol
 from cotiza.staleness import quote_is_stale
 
 router = APIRouter(prefix="/api/quotes", tags=["quotes"])
@@ -54,8 +54,12 @@ async def list_quotes(services: ServicesDep) -> QuoteList:
 
 @router.get("/{symbol:path}", responses=error_responses(404))
 async def get_quote(symbol: str, services: ServicesDep) -> QuoteView:
-    """The latest quote of one symbol (Primary's name, e.g. ``MERV - XMEV - AL30 - 24hs``)."""
+    """The latest quote of one symbol: Primary's name (``MERV - XMEV - AL30 - 24hs``) or its
+    short name (``AL30``; ``AL30 CI`` for another settlement)."""
     quote = services.cache.get(symbol)
+    if quote is None:
+        resolved = resolve_symbol(symbol, services.feed.known_symbols())
+        quote = services.cache.get(resolved) if resolved is not None else None
     if quote is None:
         raise NotFoundError(f"no quote for {symbol!r}")
     return QuoteViews(services, time.time())(quote)

@@ -20,8 +20,8 @@ from cotiza.api.schemas import (
     RatioList,
     error_responses,
 )
-from cotiza.errors import InvalidRequestError, NotFoundError
-from cotiza.models import RatioPair, short_symbol
+from cotiza.errors import ConflictError, InvalidRequestError, NotFoundError
+from cotiza.models import RatioPair, short_symbol, symbol_resolver
 from cotiza.service import Services
 from cotiza.ws.frames import DashboardTable
 
@@ -52,6 +52,27 @@ def pair_view(pair: RatioPair) -> PairView:
     return {**pair.as_dict(), "par": pair.name}
 
 
+def _symbols_of(services: ServicesDep, *names: str) -> tuple[list[str], list[str]]:
+    """The full symbols ``names`` mean for the feed (short names resolved), and the unknown."""
+    known = services.feed.known_symbols()
+    if not known:  # nothing to check against yet (a replay before it ran)
+        return [n.strip() for n in names], []
+    resolve = symbol_resolver(known)
+    found = [resolve(name) for name in names]
+    unknown = [n.strip() for n, s in zip(names, found, strict=True) if s is None]
+    return [s or n.strip() for n, s in zip(names, found, strict=True)], unknown
+
+
+async def _ensure_unique_name(services: ServicesDep, candidate: RatioPair) -> None:
+    """(par, client_id) names one pair: refuse a second pair that would read the same."""
+    for pair in await services.repository.list_pairs():
+        same = pair.name == candidate.name and pair.client_id == candidate.client_id
+        if same and pair.id != candidate.id:
+            raise ConflictError(
+                f"pair {candidate.name!r} already exists for client {candidate.client_id!r}"
+            )
+
+
 @router.get("/pairs", responses=error_responses(503))
 async def list_pairs(services: ServicesDep, active: bool | None = None) -> PairList:
     """Every ratio pair definition (``?active=true``: only the active ones)."""
@@ -70,8 +91,12 @@ async def get_pair(pair_id: PathId, services: ServicesDep) -> PairView:
 )
 async def create_pair(body: PairCreate, services: ServicesDep, _: TokenDep) -> PairView:
     """Define a pair (``factor * base / quote`` for ``client_id``); live ratios follow at once."""
+    (base, quote), unknown = _symbols_of(services, body.base, body.quote)
+    if unknown:
+        raise InvalidRequestError(f"unknown instruments: {', '.join(unknown)}")
+    await _ensure_unique_name(services, RatioPair(0, base, quote, client_id=body.client_id))
     pair = await services.repository.create_pair(
-        body.base.strip(), body.quote.strip(), body.factor, body.client_id, body.active
+        base, quote, body.factor, body.client_id, body.active
     )
     await _pairs_changed(services)
     return pair_view(pair)
@@ -82,6 +107,10 @@ async def update_pair(
     pair_id: PathId, body: PairUpdate, services: ServicesDep, _: TokenDep
 ) -> PairView:
     """Change a pair's factor, client or active flag."""
+    if body.client_id is not None:
+        current = await services.repository.get_pair(pair_id)
+        renamed = RatioPair(pair_id, current.base, current.quote, client_id=body.client_id)
+        await _ensure_unique_name(services, renamed)
     pair = await services.repository.update_pair(
         pair_id, factor=body.factor, active=body.active, client_id=body.client_id
     )
@@ -153,39 +182,57 @@ def parse_time(value: str | None, default: float) -> float:
 
 
 def _matches(symbol: str, wanted: str) -> bool:
-    return wanted in (symbol, short_symbol(symbol))
+    folded = wanted.strip().casefold()
+    return folded in (symbol.casefold(), short_symbol(symbol).casefold())
 
 
 async def find_pair(
-    services: ServicesDep, base: str, quote: str, client_id: str | None
+    services: ServicesDep,
+    base: str | None,
+    quote: str | None,
+    client_id: str | None,
+    par: str | None = None,
 ) -> RatioPair:
+    """The pair named by ``par`` ("AL30-AL30D", "AL30 CI-AL30D CI") or by base and quote."""
+    if par is None and (base is None or quote is None):
+        raise InvalidRequestError("give 'par', or both 'base' and 'quote'")
     pairs = await services.repository.list_pairs()
     for pair in pairs:
-        same_client = client_id is None or pair.client_id == client_id
-        if _matches(pair.base, base) and _matches(pair.quote, quote) and same_client:
+        if client_id is not None and pair.client_id != client_id:
+            continue
+        if par is not None:
+            found = pair.name.casefold() == par.strip().casefold()
+        else:
+            found = _matches(pair.base, base or "") and _matches(pair.quote, quote or "")
+        if found:
             return pair
-    raise NotFoundError(f"no ratio pair {base}/{quote}")
+    raise NotFoundError(f"no ratio pair {par if par is not None else f'{base}/{quote}'}")
 
 
 @router.get("/history", responses=error_responses(404, 422, 503))
 async def history(
     services: ServicesDep,
-    base: Annotated[str, Query(min_length=1)],
-    quote: Annotated[str, Query(min_length=1)],
+    base: Annotated[str | None, Query(min_length=1)] = None,
+    quote: Annotated[str | None, Query(min_length=1)] = None,
+    par: Annotated[str | None, Query(min_length=1, max_length=300)] = None,
     client_id: str | None = None,
     from_: Annotated[str | None, Query(alias="from")] = None,
     to: str | None = None,
     resolution: Annotated[str | None, Query(pattern=RESOLUTION_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=50_000)] = 5000,
 ) -> RatioHistory:
-    """Stored samples of a pair in [from, to), or their averages per ``resolution``."""
+    """Stored samples of a pair in [from, to), or their averages per ``resolution``.
+
+    The pair is named by ``par`` (as in the dashboard rows) or by ``base`` and ``quote``
+    (full or short symbols); ``client_id`` picks among pairs of several clients.
+    """
     now = time.time()
     end = parse_time(to, now)
     start = parse_time(from_, end - 86_400)
     if start >= end:
         raise InvalidRequestError("'from' must be before 'to'")
     step = parse_resolution(resolution)
-    pair = await find_pair(services, base, quote, client_id)
+    pair = await find_pair(services, base, quote, client_id, par)
     rows = await services.repository.history(pair.id, start, end, step, limit)
     return {
         "pair": pair_view(pair),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, WebSocket
 
-from cotiza.api.deps import get_services, token_valid
+from cotiza.api.deps import get_origins, get_services, token_valid
 from cotiza.ws.session import serve
 
 router = APIRouter()
@@ -12,7 +12,13 @@ router = APIRouter()
 
 async def _serve(websocket: WebSocket, path: str) -> None:
     services = get_services(websocket)
-    await serve(websocket, services, path, token_ok=token_valid(services, websocket))
+    await serve(
+        websocket,
+        services,
+        path,
+        token_ok=token_valid(services, websocket),
+        origins=get_origins(websocket),
+    )
 
 
 @router.websocket("/ws/cotizaciones")
