@@ -51,6 +51,7 @@ class GuestServer:
         self._signalled = False
         self._delivered = False
         self._task: asyncio.Task[None] | None = None
+        self._bind_check: asyncio.Task[None] | None = None
 
     @staticmethod
     def find_server() -> uvicorn.Server | None:
@@ -72,13 +73,27 @@ class GuestServer:
             return
         self.server = server
         self._warn_about_options(server)
+        from cotiza.slow_clients import guard_server
+
+        guard_server(server.config, self.runtime.request_timeout)
         self._loop = asyncio.get_running_loop()
+        if self.runtime.debug_faults:  # the sockets are bound after the lifespan starts
+            self._bind_check = self._loop.create_task(self._check_sockets(server))
         try:
             for sig in _SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._on_signal)
         except ValueError:  # not the main thread: signals are not ours to take
             self.uninstall()
             log.warning("cannot take the shutdown signals outside the main thread")
+
+    async def _check_sockets(self, server: uvicorn.Server) -> None:
+        from cotiza.server import check_bound_sockets
+
+        # uvicorn offers no event for "sockets bound": poll its flag.
+        while not server.started and not server.should_exit:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        if server.started:
+            check_bound_sockets(server, self.runtime)
 
     def uninstall(self) -> None:
         """Give the signals back to the server (if still ours); idempotent."""

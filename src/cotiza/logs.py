@@ -25,7 +25,17 @@ _SECRET_PATTERNS = (
     # logged by httpx and python-telegram-bot) and in that library's error messages.
     # Settings only accept tokens of this shape, so the configured token is always covered.
     re.compile(r"()(?<!\d)\d{3,}:[A-Za-z0-9_-]{20,}"),
+    # Credential headers, as uvicorn logs them at DEBUG ("< authorization: Bearer ...") and
+    # as httpcore does ("(b'X-Auth-Token', b'...')", Primary's session token).
+    re.compile(
+        r"((?:proxy-)?authorization|x-api-token|x-auth-token|x-password|cookie)"
+        r"(['\"]?\s*[:=,]\s*(?:b?['\"])?(?:(?:bearer|basic|token)\s+)?)[^\s'\",)]+",
+        re.IGNORECASE,
+    ),
+    # The password inside a URL (PRIMARY_ENV, a database or webhook URL): scheme://user:***@
+    re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^\s/]*(?=@)", re.IGNORECASE),
 )
+_MASK = {1: r"\1***", 2: r"\1\2***"}  # keep the name (and separator), mask the value
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.asgi")
 _ACCESS_LOGGER = "uvicorn.access"
 
@@ -33,7 +43,7 @@ _ACCESS_LOGGER = "uvicorn.access"
 def redact(text: str) -> str:
     """``text`` with every known secret pattern masked (``?token=abc`` -> ``?token=***``)."""
     for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(r"\1***", text)
+        text = pattern.sub(_MASK[pattern.groups], text)
     return text
 
 

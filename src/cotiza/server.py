@@ -20,6 +20,7 @@ from cotiza.api.app import Runtime, create_app
 from cotiza.logs import configure_logging
 from cotiza.sdnotify import Watchdog
 from cotiza.settings import Settings
+from cotiza.slow_clients import guard_server
 from cotiza.stackdump import stack_dumps_on_signal
 from cotiza.ws.transport import describe_write_path, forget_exit_signals, ws_protocol_classes
 
@@ -99,8 +100,10 @@ class Server(uvicorn.Server):
         forget_exit_signals(self)  # a requested, completed shutdown exits 0
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        guard_server(self.config, self.runtime.request_timeout)
         await super().startup(sockets)
         if self.started:
+            check_bound_sockets(self, self.runtime)
             config = self.config
             log.info(
                 "WebSocket write path: %s",
@@ -114,6 +117,19 @@ class Server(uvicorn.Server):
         if services is not None:
             await services.close_clients()
         await super().shutdown(sockets)
+
+
+def listening_sockets(server: uvicorn.Server) -> list[socket.socket]:
+    """The sockets ``server`` really listens on (whatever HOST said)."""
+    return [sock for s in server.servers for sock in (s.sockets or ())]
+
+
+def check_bound_sockets(server: uvicorn.Server, runtime: Runtime) -> None:
+    """With DEBUG_FAULTS on, open the fault routes only if every listening socket is loopback."""
+    if runtime.debug_faults:
+        from cotiza.api.routes.debug import confirm_loopback
+
+        confirm_loopback(runtime, listening_sockets(server))
 
 
 def uvicorn_config(app: Any, settings: Settings) -> uvicorn.Config:

@@ -67,7 +67,7 @@ class Services:
 
     @property
     def draining(self) -> bool:
-        """True once ``drain()`` ran: readiness fails until the process is replaced."""
+        """True once ``drain()`` ran: readiness fails until ``undrain()`` or a restart."""
         return self._draining
 
     async def drain(self) -> int:
@@ -82,6 +82,17 @@ class Services:
         self._draining = True
         self.hub.stop_accepting()
         return await self.hub.close_all(CLOSE_SERVICE_RESTART, "Service restart")
+
+    def undrain(self) -> bool:
+        """Undo ``drain()``: accept WebSocket clients and pass readiness again.
+
+        False when the service was not draining (nothing to undo).
+        """
+        if not self._draining:
+            return False
+        self._draining = False
+        self.hub.resume_accepting()
+        return True
 
     async def close_clients(self) -> int:
         """At shutdown: refuse new WebSocket clients and close the others with 1001.

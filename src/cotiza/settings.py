@@ -76,6 +76,7 @@ class Settings(CheckedSettings):
     host: str = "0.0.0.0"
     port: int = Field(8000, ge=0, le=65535)
     api_token: SecretStr | None = None
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, le=1024**3)  # larger bodies get 413
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Storage.
@@ -146,6 +147,8 @@ class Settings(CheckedSettings):
 
     # WebSocket hub.
     ws_queue_size: int = Field(1024, ge=8)
+    ws_max_pending_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024)  # per client, queued+unsent
+    ws_max_subscriptions: int = Field(1000, ge=1)  # instruments one connection may follow
     ws_send_buffer: int = Field(64 * 1024, ge=4096)
     ws_max_frame_bytes: int = Field(64 * 1024, ge=256)
     ws_rate_limit: float = Field(20.0, gt=0)
@@ -226,6 +229,13 @@ class Settings(CheckedSettings):
     @classmethod
     def _chat_ids(cls, value: Any) -> Any:
         return split_csv(value)
+
+    @field_validator("api_token")
+    @classmethod
+    def _api_token(cls, value: SecretStr | None) -> SecretStr | None:  # "" would let "" in
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("must not be empty (unset API_TOKEN to run without a token)")
+        return value
 
     @field_validator("telegram_bot_token")
     @classmethod

@@ -143,9 +143,18 @@ def test_status_frame_spreads_the_hub_counts() -> None:
         "subscribed_symbols": 3,
     }
     sent = wire_json(frames.status(hub, True, "connected", ["b", "a"]))
-    tail = ["dashboard_worker_running", "feed_state", "subscriptions", "timestamp"]
+    tail = [
+        "dashboard_worker_running",
+        "feed_state",
+        "subscriptions",
+        "subscription_count",
+        "timestamp",
+    ]
     assert list(sent) == ["type", *hub, *tail]
     assert sent["subscriptions"] == ["a", "b"]
+    assert sent["subscription_count"] == 2
+    many = wire_json(frames.status(hub, True, "connected", [f"S{i:04d}" for i in range(900)]))
+    assert many["subscription_count"] == 900 and len(many["subscriptions"]) == 100
 
 
 @pytest.mark.parametrize("size", [0, 125, 126, 65_535, 65_536, 200_000])

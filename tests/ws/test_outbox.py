@@ -109,6 +109,34 @@ def test_capacity_must_hold_a_frame() -> None:
         Outbox(0)
 
 
+def test_waiting_bytes_are_bounded_and_coalescing_still_replaces() -> None:
+    """Pending data is bounded in bytes, not only in frames; latest-wins keeps working."""
+    outbox: Outbox[str] = Outbox(1000, max_bytes=10, size=len)
+    assert outbox.put("a", "12345") is Put.QUEUED
+    assert outbox.put("b", "1234") is Put.QUEUED
+    assert outbox.bytes == 9
+    assert outbox.put("c", "12") is Put.OVERFLOW  # 11 bytes: over, though only 3 frames
+    assert outbox.put("a", "123456") is Put.COALESCED  # replaces 5 bytes with 6: 10
+    assert outbox.bytes == 10
+    assert outbox.put("a", "1234567") is Put.OVERFLOW  # a bigger replacement is refused too
+    assert outbox.take() == "123456"
+    assert outbox.bytes == 4
+    outbox.done()
+    assert outbox.put("c", "12") is Put.QUEUED
+    assert drain(outbox) == ["1234", "12"]
+    assert outbox.bytes == 0
+    outbox.put("d", "1")
+    outbox.clear()
+    assert outbox.bytes == 0
+
+
+def test_one_frame_larger_than_the_bound_overflows() -> None:
+    outbox: Outbox[bytes] = Outbox(8, max_bytes=4, size=len)
+    assert outbox.put("big", b"12345") is Put.OVERFLOW
+    with pytest.raises(ValueError, match="size"):
+        Outbox(8, max_bytes=4)
+
+
 def test_random_traffic_matches_a_reference_model() -> None:
     """Under any interleaving of puts and writes: each frame is written at most once, a key's
     frames are written oldest to newest, a written frame was the latest of its key when

@@ -18,6 +18,8 @@ from cotiza import __version__
 from cotiza.api.cors import PolicyCORSMiddleware
 from cotiza.api.deps import ServicesDep
 from cotiza.api.docs import mount_docs
+from cotiza.api.guard import RequestGuard
+from cotiza.api.openapi import install_openapi
 from cotiza.api.routes import alerts, auth, compat, control, health, quotes, ratios, ws
 from cotiza.errors import (
     ClusterError,
@@ -57,6 +59,9 @@ class Runtime:
     """Where the process (not a request) finds the running services, e.g. to drain."""
 
     services: Services | None = None
+    request_timeout: float = 10.0  # WEBSOCKET_TIMEOUT: a request or handshake must be complete
+    debug_faults: bool = False  # DEBUG_FAULTS asked for; its routes open only once
+    debug_faults_open: bool = False  # the server's real sockets are known to be loopback
 
 
 class RevalidatedStaticFiles(StaticFiles):
@@ -69,7 +74,9 @@ class RevalidatedStaticFiles(StaticFiles):
 
 
 def create_app(settings: Settings) -> FastAPI:
-    runtime = Runtime()
+    runtime = Runtime(
+        request_timeout=settings.websocket_timeout, debug_faults=settings.debug_faults
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[LifespanState]:
@@ -86,10 +93,13 @@ def create_app(settings: Settings) -> FastAPI:
     mount_docs(app)  # /docs and /redoc with packaged assets: they work offline
     app.state.runtime = runtime
     app.state.settings = settings
+    install_openapi(app)
 
     # One origin rule (ALLOWED_ORIGINS) for CORS, WebSockets and state-changing requests.
     origins = OriginPolicy(settings.allowed_origins)
     app.state.origins = origins
+    # The guard inside CORS, so that its refusals carry CORS headers for allowed pages.
+    app.add_middleware(RequestGuard, settings=settings, policy=origins)
     app.add_middleware(PolicyCORSMiddleware, policy=origins)
 
     @app.exception_handler(CotizaError)

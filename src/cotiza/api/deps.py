@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 
 from cotiza.origins import OriginPolicy
 from cotiza.service import Services
+from cotiza.settings import Settings
 
 
 def get_services(request: HTTPConnection) -> Services:
@@ -39,7 +40,12 @@ def presented_token(conn: HTTPConnection) -> str | None:
 
 
 def token_valid(services: Services, conn: HTTPConnection) -> bool:
-    expected = services.settings.api_token
+    return token_matches(services.settings, conn)
+
+
+def token_matches(settings: Settings, conn: HTTPConnection) -> bool:
+    """True when no token is configured or ``conn`` presents the configured one."""
+    expected = settings.api_token
     if expected is None:
         return True
     given = presented_token(conn)

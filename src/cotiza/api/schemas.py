@@ -9,8 +9,9 @@ nothing a client relies on (the route tests compare the fields). Keys marked
 
 from __future__ import annotations
 
-from typing import Literal, NotRequired
+from typing import Annotated, Literal, NotRequired
 
+from fastapi import Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from typing_extensions import TypedDict
@@ -41,6 +42,12 @@ class ErrorResponse(BaseModel):
 
     detail: str | list[ValidationIssue]
 
+
+# Row ids are 64-bit integers in the database: anything larger is refused (422), never
+# handed to a driver that would overflow (a 500).
+DB_ID_MAX = 2**63 - 1
+PathId = Annotated[int, Path(ge=1, le=DB_ID_MAX)]
+QueryId = Annotated[int | None, Query(ge=1, le=DB_ID_MAX)]
 
 _ERROR_DESCRIPTIONS = {
     401: "API_TOKEN is set and no valid token was presented",
@@ -178,6 +185,12 @@ class HandoverReply(TypedDict):
 class DrainReply(TypedDict):
     status: Literal["success"]
     closed: int
+
+
+class UndrainReply(TypedDict):
+    status: Literal["success"]
+    draining: bool  # always false after an undrain
+    undone: bool  # false when the service was not draining
 
 
 # --- quotes and ratios ------------------------------------------------------------------

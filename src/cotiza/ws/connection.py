@@ -59,6 +59,10 @@ class WsStats:
 SlowConsumerReport = Callable[["Connection", str], None]
 
 
+def _wire_size(wire: Wire) -> int:
+    return len(wire.frame)
+
+
 class Connection:
     """One WebSocket client and the frames on their way to it."""
 
@@ -90,6 +94,7 @@ class Connection:
         socket: ClientSocket,
         *,
         queue_size: int,
+        max_pending_bytes: int | None = None,
         send_timeout: float,
         stats: WsStats,
         on_slow: SlowConsumerReport,
@@ -106,7 +111,7 @@ class Connection:
         self.received = 0
         self.closed = asyncio.Event()
         self._socket = socket
-        self._outbox: Outbox[Wire] = Outbox(queue_size)
+        self._outbox: Outbox[Wire] = Outbox(queue_size, max_pending_bytes, _wire_size)
         self._timeout = send_timeout
         self._stats = stats
         self._on_slow = on_slow
@@ -123,6 +128,10 @@ class Connection:
     @property
     def pending(self) -> int:
         return len(self._outbox)
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._outbox.bytes
 
     @property
     def coalesced(self) -> int:

@@ -303,7 +303,8 @@ class StatusFrame(TypedDict):
     subscribed_symbols: int
     dashboard_worker_running: bool
     feed_state: str
-    subscriptions: list[str]
+    subscriptions: list[str]  # a sample: at most STATUS_SAMPLE, sorted
+    subscription_count: int
     timestamp: float
 
 
@@ -377,6 +378,9 @@ def alerts_unsubscribed() -> AlertsUnsubscribedFrame:
     return {"type": "alerts_unsubscribed", "timestamp": time.time()}
 
 
+STATUS_SAMPLE = 100  # a status reply stays small whatever a client follows
+
+
 def status(
     hub: HubStatus, worker_running: bool, feed_state: str, subscriptions: Sequence[str]
 ) -> StatusFrame:
@@ -388,7 +392,8 @@ def status(
         "subscribed_symbols": hub["subscribed_symbols"],
         "dashboard_worker_running": worker_running,
         "feed_state": feed_state,
-        "subscriptions": sorted(subscriptions),
+        "subscriptions": sorted(subscriptions)[:STATUS_SAMPLE],
+        "subscription_count": len(subscriptions),
         "timestamp": time.time(),
     }
 

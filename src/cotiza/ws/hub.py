@@ -62,11 +62,13 @@ class ConnectionInfo(TypedDict):
     state: str
     connected_at: float
     write_path: str
-    instruments: list[str]
+    instruments: list[str]  # the first SAMPLE, sorted
+    instrument_count: int
     ratio_pairs: list[int] | Literal["all"]
     dashboard: bool
     everything: bool  # no subscription command yet: receives every tick
     pending: int
+    pending_bytes: int
     backlog_bytes: int
     sent: int
     received: int
@@ -92,6 +94,7 @@ class Hub:
         self._ids = itertools.count(1)
         self._closing_tasks: set[asyncio.Task[None]] = set()
         self._keepalive: asyncio.Task[None] | None = None
+        self._backlogs: asyncio.Task[None] | None = None
         self._accepting = True
         # Cluster mode: every alert published here also goes to the other nodes' clients.
         self.on_alert: Callable[[Wire], None] | None = None
@@ -101,6 +104,8 @@ class Hub:
     async def start(self) -> None:
         if self._keepalive is None:
             self._keepalive = asyncio.create_task(self._keepalive_loop(), name="ws-keepalive")
+        if self._backlogs is None:
+            self._backlogs = asyncio.create_task(self._backlog_loop(), name="ws-backlogs")
         self._accepting = True
 
     async def stop(
@@ -109,11 +114,12 @@ class Hub:
         """Close every client with ``code`` and stop the keep-alive task (idempotent)."""
         self._accepting = False
         await self.close_all(code, reason)
-        if self._keepalive is not None:
-            self._keepalive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keepalive
-            self._keepalive = None
+        for task in (self._keepalive, self._backlogs):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._keepalive = self._backlogs = None
         if self._closing_tasks:
             await asyncio.gather(*self._closing_tasks, return_exceptions=True)
 
@@ -132,6 +138,10 @@ class Hub:
         """Turn new clients away (shutdown, or a drain before a planned restart)."""
         self._accepting = False
 
+    def resume_accepting(self) -> None:
+        """Take new clients again (a drain undone)."""
+        self._accepting = True
+
     def can_admit(self) -> bool:
         return self._accepting and len(self.connections) < self.settings.max_websocket_connections
 
@@ -147,6 +157,7 @@ class Hub:
             path,
             open_socket(ws, settings.ws_send_buffer),
             queue_size=settings.ws_queue_size,
+            max_pending_bytes=settings.ws_max_pending_bytes,
             send_timeout=settings.websocket_timeout,
             stats=self.stats,
             on_slow=self.slow_consumer,
@@ -205,6 +216,10 @@ class Hub:
         for symbol in symbols:
             subs.instruments.discard(symbol)
             _discard(self._by_symbol, symbol, conn)
+
+    def subscription_count(self, conn: Connection) -> int:
+        subs = self._subscriptions.get(conn)
+        return len(subs.instruments) if subs is not None else 0
 
     def instruments_of(self, conn: Connection) -> list[str]:
         subs = self._subscriptions.get(conn)
@@ -354,6 +369,21 @@ class Hub:
                 if now - conn.last_recv >= interval:
                     conn.enqueue(KEEPALIVE_KEY, wire)
 
+    async def _backlog_loop(self) -> None:
+        """Evict clients with more than WS_MAX_PENDING_BYTES waiting for them.
+
+        The outbox bounds what cotiza queues; this bounds what the server writes on its own,
+        such as pongs to a flood of protocol pings from a client that never reads them.
+        """
+        limit = self.settings.ws_max_pending_bytes
+        while True:
+            await asyncio.sleep(BACKLOG_SCAN)
+            for conn in list(self.connections.values()):
+                if conn.state is ConnectionState.OPEN:
+                    waiting = conn.backlog() + conn.pending_bytes
+                    if waiting > limit:
+                        self.slow_consumer(conn, f"{waiting} bytes waiting (limit {limit})")
+
     # -- status -------------------------------------------------------------------------
 
     def status(self) -> HubStatus:
@@ -379,11 +409,13 @@ class Hub:
             "state": conn.state.value,
             "connected_at": conn.connected_at,
             "write_path": conn.write_path.value,
-            "instruments": sorted(subs.instruments),
+            "instruments": sorted(subs.instruments)[:SAMPLE],
+            "instrument_count": len(subs.instruments),
             "ratio_pairs": "all" if subs.ratio_all else sorted(subs.ratio_pairs),
             "dashboard": subs.dashboard,
             "everything": conn in self._everything,
             "pending": conn.pending,
+            "pending_bytes": conn.pending_bytes,
             "backlog_bytes": conn.backlog(),
             "sent": conn.sent,
             "received": conn.received,
@@ -393,6 +425,8 @@ class Hub:
 
 DASHBOARD_KEY = "dashboard"
 KEEPALIVE_KEY = "keepalive"
+BACKLOG_SCAN = 0.25  # seconds between two looks at every client's waiting bytes
+SAMPLE = 100  # symbols a status reply lists at most (with the full count beside them)
 
 
 def _discard(index: dict[K, set[Connection]], key: K, conn: Connection) -> None:

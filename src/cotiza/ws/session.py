@@ -222,6 +222,13 @@ class Session:
     async def subscribe(self, command: Subscribe) -> None:
         services = self.services
         symbols, known = self._symbols(command.instruments)
+        limit = services.settings.ws_max_subscriptions
+        following = set(services.hub.instruments_of(self.conn))
+        if len(following) + sum(1 for s in symbols if s not in following) > limit:
+            raise CommandError(
+                f"subscription limit reached: at most {limit} instruments per connection "
+                f"(following {len(following)}); nothing was subscribed"
+            )
         services.hub.subscribe_instruments(self.conn, symbols)
         self.conn.send(frames.subscribed(symbols, [s for s in symbols if s not in known]))
         for quote in services.cache.snapshot(symbols):

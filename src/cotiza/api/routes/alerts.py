@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cotiza.alerts.rules import AlertField, AlertOp, AlertRule, Channel, default_hysteresis
 from cotiza.api.deps import ServicesDep, TokenDep
+from cotiza.api.schemas import DB_ID_MAX, PathId, QueryId, error_responses
 from cotiza.errors import InvalidRequestError
 from cotiza.service import Services
 from cotiza.storage.alerts import StoredRule
@@ -28,7 +29,7 @@ _Channels = Annotated[list[Channel], Field(min_length=1, max_length=len(Channel)
 class RuleCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    pair_id: int = Field(strict=True, ge=1)
+    pair_id: int = Field(strict=True, ge=1, le=DB_ID_MAX)
     field: AlertField
     op: AlertOp
     value: _Number
@@ -44,7 +45,7 @@ class RuleUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    pair_id: int | None = Field(None, strict=True, ge=1)
+    pair_id: int | None = Field(None, strict=True, ge=1, le=DB_ID_MAX)
     field: AlertField | None = None
     op: AlertOp | None = None
     value: _Number | None = None
@@ -115,22 +116,24 @@ async def options(services: ServicesDep) -> dict[str, Any]:
     }
 
 
-@router.get("/rules")
-async def list_rules(services: ServicesDep, pair_id: int | None = None) -> dict[str, Any]:
+@router.get("/rules", responses=error_responses(422, 503))
+async def list_rules(services: ServicesDep, pair_id: QueryId = None) -> dict[str, Any]:
     stored = await services.alert_store.list_rules(pair_id)
     names = await _names(services)
     rules = [rule_out(item, names.get(item.rule.pair_id)) for item in stored]
     return {"count": len(rules), "rules": rules}
 
 
-@router.get("/rules/{rule_id}")
-async def get_rule(rule_id: int, services: ServicesDep) -> dict[str, Any]:
+@router.get("/rules/{rule_id}", responses=error_responses(404, 422, 503))
+async def get_rule(rule_id: PathId, services: ServicesDep) -> dict[str, Any]:
     stored = await services.alert_store.get_rule(rule_id)
     names = await _names(services)
     return rule_out(stored, names.get(stored.rule.pair_id))
 
 
-@router.post("/rules", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/rules", status_code=status.HTTP_201_CREATED, responses=error_responses(401, 422, 503)
+)
 async def create_rule(body: RuleCreate, services: ServicesDep, _: TokenDep) -> dict[str, Any]:
     channels = _check_channels(services, body.channels)
     name = await _pair_name(services, body.pair_id)
@@ -158,9 +161,9 @@ async def create_rule(body: RuleCreate, services: ServicesDep, _: TokenDep) -> d
     return rule_out(stored, name)
 
 
-@router.patch("/rules/{rule_id}")
+@router.patch("/rules/{rule_id}", responses=error_responses(401, 404, 422, 503))
 async def update_rule(
-    rule_id: int, body: RuleUpdate, services: ServicesDep, _: TokenDep
+    rule_id: PathId, body: RuleUpdate, services: ServicesDep, _: TokenDep
 ) -> dict[str, Any]:
     current = (await services.alert_store.get_rule(rule_id)).rule
     given = body.model_fields_set
@@ -184,8 +187,12 @@ async def update_rule(
     return rule_out(stored, name)
 
 
-@router.delete("/rules/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_rule(rule_id: int, services: ServicesDep, _: TokenDep) -> None:
+@router.delete(
+    "/rules/{rule_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 404, 422, 503),
+)
+async def delete_rule(rule_id: PathId, services: ServicesDep, _: TokenDep) -> None:
     await services.alert_store.delete_rule(rule_id)
     services.alerts.discard(rule_id)
     await _rules_changed(services)
@@ -197,13 +204,13 @@ async def _rules_changed(services: Services) -> None:
         await services.cluster.pairs_changed()
 
 
-@router.get("/history")
+@router.get("/history", responses=error_responses(422, 503))
 async def history(
     services: ServicesDep,
-    limit: Annotated[int, Query(ge=1)] = 100,
-    rule_id: int | None = None,
-    pair_id: int | None = None,
-    before: float | None = None,
+    limit: Annotated[int, Query(ge=1, le=1_000_000)] = 100,
+    rule_id: QueryId = None,
+    pair_id: QueryId = None,
+    before: Annotated[float | None, Query(allow_inf_nan=False)] = None,
 ) -> dict[str, Any]:
     """Fired alerts, newest first, with what was delivered where."""
     limit = min(limit, services.settings.alert_history_limit)

@@ -13,7 +13,13 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
 from cotiza.api.deps import ServicesDep, TokenDep
-from cotiza.api.schemas import ControlReply, DrainReply, HandoverReply, error_responses
+from cotiza.api.schemas import (
+    ControlReply,
+    DrainReply,
+    HandoverReply,
+    UndrainReply,
+    error_responses,
+)
 from cotiza.cluster.control import FeedAction
 from cotiza.errors import ConflictError
 
@@ -113,6 +119,13 @@ admin = APIRouter(prefix="/admin", tags=["control"])
 async def drain(services: ServicesDep, _: TokenDep) -> DrainReply:
     """Close every WebSocket client with 1012 before a planned restart; refuse new ones."""
     return {"status": "success", "closed": await services.drain()}
+
+
+@admin.post("/undrain", responses=error_responses(401))
+async def undrain(services: ServicesDep, _: TokenDep) -> UndrainReply:
+    """Undo a drain: accept WebSocket clients again and pass readiness."""
+    undone = services.undrain()
+    return {"status": "success", "draining": services.draining, "undone": undone}
 
 
 @admin.post("/handover", responses=error_responses(401, 409))

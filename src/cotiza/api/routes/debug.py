@@ -1,28 +1,73 @@
 """Fault injection for the operations tests; mounted only when ``DEBUG_FAULTS`` is on.
 
 Settings refuse ``DEBUG_FAULTS=1`` unless ``COTIZA_ENV=test`` and ``HOST`` is a loopback
-address, so none of this is reachable in a production configuration. Every route also
-requires the API token when one is set.
+address, so none of this is reachable in a production configuration. ``HOST`` is not
+always what the server binds (``uvicorn main:app --host 0.0.0.0`` ignores it), so the
+routes also stay shut (404) until ``confirm_loopback`` has seen the server's real sockets,
+all on loopback. Every route also requires the API token when one is set.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import logging
+import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import psutil
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from typing_extensions import TypedDict
 
 from cotiza.api.deps import ServicesDep, TokenDep
 from cotiza.models import Quote
 from cotiza.service import Services
 
-router = APIRouter(prefix="/debug", tags=["debug"])
+if TYPE_CHECKING:
+    from cotiza.api.app import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def _loopback(sockname: object) -> bool:
+    if isinstance(sockname, str | bytes):  # a Unix socket: local by nature
+        return True
+    host = str(sockname[0]) if isinstance(sockname, tuple) else ""
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def confirm_loopback(runtime: Runtime, sockets: list[socket.socket]) -> bool:
+    """Open the fault routes if every socket the server listens on is a loopback one.
+
+    Called once the server has bound its sockets.
+    """
+    names = [sock.getsockname() for sock in sockets]
+    allowed = bool(names) and all(_loopback(name) for name in names)
+    runtime.debug_faults_open = allowed
+    if not allowed:
+        shown = ", ".join(str(n[0]) if isinstance(n, tuple) else str(n) for n in names) or "?"
+        log.error(
+            "DEBUG_FAULTS refused: the server listens on %s, not only on loopback; "
+            "the fault routes stay disabled",
+            shown,
+        )
+    return allowed
+
+
+def _bound_to_loopback(request: Request) -> None:
+    runtime: Runtime = request.app.state.runtime
+    if not runtime.debug_faults_open:
+        raise HTTPException(404, "Not Found")
+
+
+router = APIRouter(prefix="/debug", tags=["debug"], dependencies=[Depends(_bound_to_loopback)])
 
 
 class BlockReply(TypedDict):

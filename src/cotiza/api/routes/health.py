@@ -7,7 +7,7 @@ import time
 
 from fastapi import APIRouter, Response
 
-from cotiza.api.deps import OriginsDep, ServicesDep
+from cotiza.api.deps import OriginsDep, ServicesDep, TokenDep
 from cotiza.api.routes.compat import prototype_status
 from cotiza.api.schemas import (
     BasicHealth,
@@ -16,6 +16,7 @@ from cotiza.api.schemas import (
     HealthReport,
     ServiceStatus,
     WebSocketStatus,
+    error_responses,
 )
 from cotiza.cluster.health import ClusterHealth, standalone_status
 from cotiza.health import Scope, Status, overall, ready, render
@@ -132,8 +133,8 @@ async def status(services: ServicesDep) -> ServiceStatus:
     }
 
 
-@router.get("/cotizaciones/websocket_status")
-async def websocket_status(services: ServicesDep) -> WebSocketStatus:
+@router.get("/cotizaciones/websocket_status", responses=error_responses(401))
+async def websocket_status(services: ServicesDep, _: TokenDep) -> WebSocketStatus:
     """Connection counts, every connection's subscriptions and traffic, and hub counters."""
     hub = services.hub
     return {

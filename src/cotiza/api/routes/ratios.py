@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import time
 from typing import Annotated
@@ -14,6 +15,7 @@ from cotiza.api.deps import ServicesDep, TokenDep
 from cotiza.api.schemas import (
     PairList,
     PairView,
+    PathId,
     RatioHistory,
     RatioList,
     error_responses,
@@ -26,20 +28,24 @@ from cotiza.ws.frames import DashboardTable
 router = APIRouter(prefix="/api/ratios", tags=["ratios"])
 
 _SYMBOL = Field(min_length=1, max_length=128)
+# A unit multiplier (100, 0.01, ...): bounded, so that ratios and their squares stay finite
+# (a factor of 1e300 overflowed the indicators and stopped every pair's sampling).
+FACTOR_MIN, FACTOR_MAX = 1e-9, 1e9
+_FACTOR = Field(1.0, ge=FACTOR_MIN, le=FACTOR_MAX)
 
 
 class PairCreate(BaseModel):
     base: str = _SYMBOL
     quote: str = _SYMBOL
-    factor: float = Field(1.0, gt=0)
+    factor: float = _FACTOR
     client_id: str = Field("default", min_length=1, max_length=64)
-    active: bool = True
+    active: bool = Field(True, strict=True)
 
 
 class PairUpdate(BaseModel):
-    factor: float | None = Field(None, gt=0)
+    factor: float | None = Field(None, ge=FACTOR_MIN, le=FACTOR_MAX)
     client_id: str | None = Field(None, min_length=1, max_length=64)
-    active: bool | None = None
+    active: bool | None = Field(None, strict=True)
 
 
 def pair_view(pair: RatioPair) -> PairView:
@@ -75,7 +81,7 @@ async def list_pairs(services: ServicesDep, active: bool | None = None) -> PairL
 
 
 @router.get("/pairs/{pair_id}", responses=error_responses(404, 503))
-async def get_pair(pair_id: int, services: ServicesDep) -> PairView:
+async def get_pair(pair_id: PathId, services: ServicesDep) -> PairView:
     """One ratio pair definition."""
     return pair_view(await services.repository.get_pair(pair_id))
 
@@ -98,7 +104,7 @@ async def create_pair(body: PairCreate, services: ServicesDep, _: TokenDep) -> P
 
 @router.patch("/pairs/{pair_id}", responses=error_responses(401, 404, 409, 422, 503))
 async def update_pair(
-    pair_id: int, body: PairUpdate, services: ServicesDep, _: TokenDep
+    pair_id: PathId, body: PairUpdate, services: ServicesDep, _: TokenDep
 ) -> PairView:
     """Change a pair's factor, client or active flag."""
     if body.client_id is not None:
@@ -117,7 +123,7 @@ async def update_pair(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(401, 404, 503),
 )
-async def delete_pair(pair_id: int, services: ServicesDep, _: TokenDep) -> None:
+async def delete_pair(pair_id: PathId, services: ServicesDep, _: TokenDep) -> None:
     """Delete a pair and its stored history."""
     await services.repository.delete_pair(pair_id)
     await _pairs_changed(services)
@@ -139,6 +145,8 @@ async def latest_ratios(services: ServicesDep) -> RatioList:
 
 
 _RESOLUTION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
+# What the OpenAPI document promises for ``resolution`` (the parser also takes upper case).
+RESOLUTION_PATTERN = r"^(|raw|\s*\d+(\.\d+)?\s*[smhdSMHD]?\s*)$"
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -157,9 +165,13 @@ def parse_time(value: str | None, default: float) -> float:
     if value is None or value == "":
         return default
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(number):  # "nan", "inf": no time at all
+            raise InvalidRequestError(f"not a time: {value!r}")
+        return number
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -206,7 +218,7 @@ async def history(
     client_id: str | None = None,
     from_: Annotated[str | None, Query(alias="from")] = None,
     to: str | None = None,
-    resolution: str | None = None,
+    resolution: Annotated[str | None, Query(pattern=RESOLUTION_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=50_000)] = 5000,
 ) -> RatioHistory:
     """Stored samples of a pair in [from, to), or their averages per ``resolution``.
