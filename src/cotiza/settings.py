@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import socket
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,10 +24,10 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 from cotiza.errors import ConfigurationError
 from cotiza.origins import validate as validate_origins
 from cotiza.settings_bounds import CheckedSettings
+from cotiza.settings_cluster import ClusterChecks
 from cotiza.settings_parts import (
     BACKPLANE_RE,
     LOOPBACK,
-    PREFIX_RE,
     TELEGRAM_TOKEN_RE,
     FeedKind,
     LogFormat,
@@ -54,7 +53,7 @@ __all__ = [
 ]
 
 
-class Settings(CheckedSettings):
+class Settings(CheckedSettings, ClusterChecks):
     """Every knob of the service. Field names map to upper-case environment variables."""
 
     model_config = SettingsConfigDict(
@@ -326,57 +325,6 @@ class Settings(CheckedSettings):
         database = str(info.data.get("database_url", ""))
         if not database.startswith("postgresql"):
             raise ValueError("cluster mode needs a PostgreSQL DATABASE_URL (SQLite is per process)")
-        return value
-
-    @field_validator("role")
-    @classmethod
-    def _role(cls, value: Role, info: ValidationInfo) -> Role:
-        if value is not Role.AUTO and "backplane" in info.data and not info.data["backplane"]:
-            raise ValueError(f"ROLE={value} needs BACKPLANE (cluster mode)")
-        return value
-
-    @field_validator("node_id")
-    @classmethod
-    def _node_id(cls, value: str | None, info: ValidationInfo) -> str:
-        value = (value or "").strip() or f"{socket.gethostname()}:{info.data.get('port', 8000)}"
-        if len(value) > 128 or any(c.isspace() for c in value):
-            raise ValueError("expected up to 128 characters without spaces")
-        return value
-
-    @field_validator("node_url")
-    @classmethod
-    def _node_url(cls, value: str | None, info: ValidationInfo) -> str:
-        value = (value or "").strip()
-        if not value:
-            return f"http://{socket.gethostname()}:{info.data.get('port', 8000)}"
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("expected http://host:port")
-        return value.rstrip("/")
-
-    @field_validator("backplane_prefix")
-    @classmethod
-    def _prefix(cls, value: str) -> str:
-        if not PREFIX_RE.match(value):
-            raise ValueError("expected 1-64 characters among letters, digits and _ . : -")
-        return value
-
-    @field_validator("lease_renew_deadline")
-    @classmethod
-    def _renew_deadline(cls, value: float, info: ValidationInfo) -> float:
-        # A leader stops before its lease can expire, with one retry to spare.
-        ttl, retry = info.data.get("lease_ttl"), info.data.get("lease_retry")
-        if ttl is not None and retry is not None and not value < ttl - retry:
-            raise ValueError(
-                f"must be below LEASE_TTL - LEASE_RETRY ({ttl:g} - {retry:g} = {ttl - retry:g})"
-            )
-        return value
-
-    @field_validator("bus_stale_after")
-    @classmethod
-    def _stale_after(cls, value: float, info: ValidationInfo) -> float:
-        heartbeat = info.data.get("bus_heartbeat")
-        if heartbeat is not None and value <= heartbeat:
-            raise ValueError(f"must exceed BUS_HEARTBEAT ({heartbeat:g})")
         return value
 
     @field_validator("log_level")
