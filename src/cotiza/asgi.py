@@ -73,7 +73,7 @@ class GuestServer:
             return
         self.server = server
         self._warn_about_options(server)
-        from cotiza.slow_clients import guard_server
+        from cotiza.ws.transport import guard_server
 
         guard_server(server.config, self.runtime.request_timeout)
         self._loop = asyncio.get_running_loop()

@@ -20,9 +20,14 @@ from cotiza.api.app import Runtime, create_app
 from cotiza.logs import configure_logging
 from cotiza.sdnotify import Watchdog
 from cotiza.settings import Settings
-from cotiza.slow_clients import guard_server
 from cotiza.stackdump import stack_dumps_on_signal
-from cotiza.ws.transport import describe_write_path, forget_exit_signals, ws_protocol_classes
+from cotiza.ws.transport import (
+    describe_write_path,
+    forget_exit_signals,
+    guard_server,
+    listening_sockets,
+    ws_protocol_classes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,11 +122,6 @@ class Server(uvicorn.Server):
         if services is not None:
             await services.close_clients()
         await super().shutdown(sockets)
-
-
-def listening_sockets(server: uvicorn.Server) -> list[socket.socket]:
-    """The sockets ``server`` really listens on (whatever HOST said)."""
-    return [sock for s in server.servers for sock in (s.sockets or ())]
 
 
 def check_bound_sockets(server: uvicorn.Server, runtime: Runtime) -> None:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import signal
 import socket
 import termios
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import uvicorn
@@ -236,3 +238,34 @@ async def test_a_live_connection_reaches_its_transport(impl: str, kind: type) ->
         f"a method cotiza needs on uvicorn's {impl} transport (ServerTransport)",
         "the slow-consumer bound, buffer limits and aborting stalled peers",
     )
+
+
+# Names that only code reaching into uvicorn's or websockets' internals would spell.
+SEAM_MARKERS = (
+    "http_protocol_class",
+    "ws_protocol_class",
+    "_captured_signals",
+    "close_sent",
+    "response_complete",
+    "__self__",
+    ".servers",
+)
+
+
+def test_only_the_transport_module_reaches_into_the_server() -> None:
+    """One seam: every reach into the server's internals lives in ``cotiza.ws.transport``."""
+    import cotiza
+    import cotiza.ws.transport
+
+    src = Path(cotiza.__file__).parent
+    seam = Path(cotiza.ws.transport.__file__)
+    patterns = {marker: re.compile(rf"{re.escape(marker)}(?!\w)") for marker in SEAM_MARKERS}
+    offenders = [
+        f"{path.relative_to(src)}: {marker}"
+        for path in sorted(src.rglob("*.py"))
+        if path != seam
+        for marker, pattern in patterns.items()
+        if pattern.search(path.read_text())
+    ]
+    assert offenders == []
+    assert all(pattern.search(seam.read_text()) for pattern in patterns.values())

@@ -9,7 +9,9 @@ This is the only module in cotiza that touches uvicorn's or websockets' private 
   pre-framed bytes straight to the transport (the direct path) while that is safe;
 - ``TIOCOUTQ`` (the kernel's unsent bytes) and ``SO_LINGER`` (reset on abort);
 - ``uvicorn.Server._captured_signals``: see ``forget_exit_signals``;
-- ``uvicorn.Server.servers`` (its listening sockets): see ``listening_port``;
+- ``uvicorn.Server.servers`` (its listening sockets): see ``listening_sockets``;
+- ``uvicorn.Config.http_protocol_class`` and its protocols' ``transport``, ``cycle``
+  (``response_complete``) and ``client``: see ``guard_server`` (half-open requests);
 - uvicorn installing its server's bound ``handle_exit`` as the SIGTERM handler: see
   ``server_handling_signal`` (how ``uvicorn main:app`` finds the server it runs under);
 - ``uvicorn.Config.ws_protocol_class`` and ``uvicorn.config.WS_PROTOCOLS``: see
@@ -43,6 +45,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDiscon
 from websockets.protocol import State as WsState
 from websockets.server import ServerProtocol
 
+from cotiza.slow_clients import SlowClientLog
 from cotiza.ws.frames import Wire
 
 log = logging.getLogger(__name__)
@@ -304,9 +307,14 @@ def forget_exit_signals(server: uvicorn.Server) -> None:
     server._captured_signals.clear()
 
 
+def listening_sockets(server: uvicorn.Server) -> list[socket.socket]:
+    """The sockets a started uvicorn server really listens on (whatever HOST said)."""
+    return [sock for s in server.servers for sock in (s.sockets or ())]
+
+
 def listening_port(server: uvicorn.Server) -> int:
     """The TCP port a started uvicorn server listens on (it was asked for port 0)."""
-    port: int = server.servers[0].sockets[0].getsockname()[1]
+    port: int = listening_sockets(server)[0].getsockname()[1]
     return port
 
 
@@ -331,3 +339,55 @@ def ws_protocol_classes(
     name = WS_PROTOCOLS.get(implementation, implementation)
     wanted = import_from_string(name) if name else None
     return getattr(config, "ws_protocol_class", None), wanted
+
+
+def guarded_protocol(base: type[Any], timeout: float, record: SlowClientLog) -> type[Any]:
+    """``base`` (a uvicorn HTTP protocol class) closing connections idle or incomplete for
+    ``timeout`` seconds; idempotent on an already guarded class."""
+    if getattr(base, "cotiza_guarded", False):
+        return base
+
+    class Guarded(base):  # type: ignore[misc]
+        cotiza_guarded = True
+
+        def connection_made(self, transport: asyncio.Transport) -> None:
+            super().connection_made(transport)
+            self._cotiza_seen: object = None
+            self._cotiza_timer = asyncio.get_running_loop().call_later(timeout, self._cotiza_check)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cotiza_timer.cancel()
+            super().connection_lost(exc)
+
+        def _cotiza_check(self) -> None:
+            transport = self.transport
+            if transport is None or transport.is_closing():
+                return
+            if transport.get_protocol() is not self:  # upgraded: a WebSocket now
+                return
+            cycle = self.cycle
+            if (
+                cycle is not None and not cycle.response_complete
+            ) or cycle is not self._cotiza_seen:
+                # Serving a request, or a new one began since the last look: still alive.
+                self._cotiza_seen = cycle
+                loop = asyncio.get_running_loop()
+                self._cotiza_timer = loop.call_later(timeout, self._cotiza_check)
+                return
+            record.note(self.client)
+            transport.close()
+
+    Guarded.__name__ = Guarded.__qualname__ = f"Guarded{base.__name__}"
+    return Guarded
+
+
+def guard_server(config: Any, timeout: float) -> None:
+    """Make a loaded ``uvicorn.Config`` build guarded protocols for every new connection.
+
+    uvicorn reads ``http_protocol_class`` for each connection, so this works as long as it
+    runs before the server accepts one: in ``cotiza serve``'s start-up, or from the app's
+    lifespan under ``uvicorn main:app``.
+    """
+    config.http_protocol_class = guarded_protocol(
+        config.http_protocol_class, timeout, SlowClientLog(timeout)
+    )
