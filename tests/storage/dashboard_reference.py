@@ -117,6 +117,7 @@ def reference_row(
     return {
         "par": f"{pair.base.split(' - ')[2]}-{pair.quote.split(' - ')[2]}",
         "client_id": pair.client_id,
+        "client_id_result": pair.client_id,  # the prototype's name, same value (contract)
         "pair_id": pair.id,
         "base": pair.base,
         "quote": pair.quote,

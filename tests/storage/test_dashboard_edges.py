@@ -207,7 +207,7 @@ async def test_dashboard_rows_equal_the_reference_at_every_edge(
         expected = reference_row(pair, samples, clock, scenario.field)
         assert row_mismatches(served[pair.id], expected) == [], name
         checked += len(expected)
-    assert checked == 4 * 19
+    assert checked == 4 * 20  # 4 pairs x 20 row fields, client_id_result included
     full, gap = served[pairs["full"].id], served[pairs["gap"].id]
     # The scenario exercises what it claims: the fallback, and extremes at the month edges.
     assert gap["promedio_dia_anterior"] is not None
