@@ -19,7 +19,7 @@ import httpx
 import orjson
 import pytest
 import websockets
-from node_kit import TOKEN, ClusterRun, Node, TickWatcher
+from node_kit import AL30, AL30D, TOKEN, ClusterRun, Node, TickWatcher
 from support.poll import eventually
 
 from cotiza.fake_primary import FakePrimary
@@ -201,10 +201,13 @@ async def test_control_sent_to_a_follower_is_applied_by_the_leader(
     on_leader = await a.post("/cotizaciones/reiniciar")  # the leader applies at once
     assert on_leader.status_code == 200 and on_leader.json()["status"] == "success"
 
-    created = await b.post(
-        "/api/ratios/pairs",
-        {"base": "MERV - XMEV - GGAL - 24hs", "quote": "MERV - XMEV - AL30 - 24hs"},
+    # The follower knows what the cluster's feed delivers (its cache, fed by the bus):
+    # a pair on an instrument nobody subscribes to would stay empty, so it is refused.
+    refused = await b.post(
+        "/api/ratios/pairs", {"base": "MERV - XMEV - GGAL - 24hs", "quote": AL30}
     )
+    assert refused.status_code == 422 and "GGAL" in refused.text, refused.text
+    created = await b.post("/api/ratios/pairs", {"base": AL30D, "quote": AL30})
     assert created.status_code == 201, created.text
     pair_id = created.json()["id"]
     await eventually(
