@@ -162,5 +162,7 @@ def test_guarded_protocols_find_what_they_read() -> None:
         source = inspect.getsource(protocol.__init__)
         for attribute in ("self.transport", "self.cycle", "self.client"):
             assert attribute in source, (protocol, attribute)
+        # Overridden to stop watching (and release) a protocol handed to a WebSocket.
+        assert callable(getattr(protocol, "handle_websocket_upgrade", None)), protocol
     for cycle in (RequestResponseCycle, ToolsCycle):
         assert "self.response_complete" in inspect.getsource(cycle.__init__)

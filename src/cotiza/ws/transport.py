@@ -359,6 +359,12 @@ def guarded_protocol(base: type[Any], timeout: float, record: SlowClientLog) -> 
             self._cotiza_timer.cancel()
             super().connection_lost(exc)
 
+        def handle_websocket_upgrade(self, *args: Any) -> None:
+            # The WebSocket protocol takes the transport over; a pending timer would keep
+            # this whole HTTP protocol object alive (about 7 KB) until it fired.
+            self._cotiza_timer.cancel()
+            super().handle_websocket_upgrade(*args)
+
         def _cotiza_check(self) -> None:
             transport = self.transport
             if transport is None or transport.is_closing():
