@@ -33,7 +33,9 @@ BA = ZoneInfo("America/Argentina/Buenos_Aires")
 
 def cut_gap(database: Path, pair_id: int, start: float, end: float) -> int:
     """Delete a pair's samples in [start, end): an outage in its history."""
-    with sqlite3.connect(database) as conn:
+    # The service writes to the same file (samples, aggregates): wait for its write
+    # transaction rather than fail after sqlite3's default 5 s on a busy machine.
+    with sqlite3.connect(database, timeout=60) as conn:
         cursor = conn.execute(
             "DELETE FROM ratio_samples WHERE pair_id = ? AND asof >= ? AND asof < ?",
             (pair_id, start, end),
