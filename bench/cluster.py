@@ -164,11 +164,19 @@ class Bench:
         since = time.monotonic()
         await asyncio.sleep(self.args.latency_window)
         deltas: list[float] = []
+        shown = []
         for node in self.live():
             if node is not leader:
-                deltas += bus_latency(
+                mine = bus_latency(
                     self.watchers[leader.node_id], self.watchers[node.node_id], since
                 )
+                deltas += mine
+                if mine:
+                    shown.append(
+                        f"{node.node_id} p50 {statistics.median(mine):.2f} "
+                        f"p99 {pct(mine, 0.99):.2f} ms"
+                    )
+        print(f"  trial {n} latency: {'; '.join(shown)}", flush=True)
         self.latencies += deltas
         if deltas:
             self.results["lat_p50"].append(statistics.median(deltas))

@@ -4,12 +4,14 @@ server and SQLite files."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
+import fastapi.dependencies.models as fastapi_dependencies
 import pytest
 from support.server import LiveService, live_service
 from support.settings import settings_factory
@@ -26,6 +28,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if not any(item.get_closest_marker(name) for name in SLOW_MARKERS):
             item.add_marker(pytest.mark.quick)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Freeze what importing the code and the tests created (~200k objects that live for
+    the whole run), so a full collection walks only what tests create: a pause of the
+    loop in the middle of a live test is then tens of milliseconds, not a second."""
+    gc.collect()
+    gc.freeze()
+
+
+@pytest.fixture(autouse=True)
+def _release_apps() -> Iterator[None]:
+    """Let each test's app go once it ends.
+
+    FastAPI keeps module-level LRU caches (4096 entries each) keyed by endpoint callables;
+    ours are closures over one app's services, so those caches held the last ~50 apps of
+    the run, ~1.5 M objects by the end of tests/api, and full collections then stalled the
+    loop for over a second -- enough to fail timing assertions of live tests.
+    """
+    yield
+    for value in vars(fastapi_dependencies).values():
+        clear = getattr(value, "cache_clear", None)
+        if callable(clear):
+            clear()
 
 
 PG_HOST = os.environ.get("COTIZA_TEST_PG_HOST", "127.0.0.1")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -22,6 +23,8 @@ from cotiza.ws.frames import RatioFrame
 from cotiza.ws.hub import Hub
 
 log = logging.getLogger(__name__)
+
+CATCH_UP_POLL = 0.1  # seconds between checks for live legs before an overdue round
 
 # Called with (pair, message) for every live ratio message published; must not block.
 RatioListener = Callable[[RatioPair, RatioFrame], None]
@@ -71,11 +74,14 @@ class RatioEngine:
         self.sample_rounds = 0  # sampler wake-ups, with or without samples
         self.sampling_paused = False
         self.publishes = 0
+        # Wall time of the last round taken here, or of the last sample applied from the
+        # cluster leader: the grid a new term keeps sampling on.
         self.last_sample_at: float | None = None
         self._listeners: list[RatioListener] = []
         self._sample_listeners: list[SampleListener] = []
         # False on a cluster follower: the leader samples, its samples arrive by apply_sample.
         self.sampling = True
+        self._realign = asyncio.Event()  # resume_sampling(): move to the cluster's cadence
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -244,26 +250,90 @@ class RatioEngine:
             samples.append(sample)
         return samples
 
+    def resume_sampling(self) -> None:
+        """Sample here from now on, keeping the cadence of the samples applied so far.
+
+        Called when a cluster term begins: the next rounds fall on the previous leader's
+        grid (its last sample + k x interval), and a round the takeover left overdue is
+        taken as soon as every pair's legs are live here, so a takeover costs at most one
+        sample per pair instead of up to a whole extra interval.
+        """
+        self.sampling = True
+        if self.last_sample_at is not None:
+            self._realign.set()
+
     async def _sample_loop(self) -> None:
         interval = self.settings.ratio_sample_interval
         loop = asyncio.get_running_loop()
         next_at = loop.time() + interval
         while True:
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            if await self._sleep_or_realign(next_at):
+                until, overdue = self._next_on_grid(interval)
+                next_at = loop.time() + until
+                if overdue and until >= interval / 2:  # else the grid's round comes soon
+                    await self._catch_up(next_at - interval / 2)
+                continue
             next_at += interval
             if next_at < loop.time():  # fell behind (suspended): skip, don't burst
                 next_at = loop.time() + interval
-            try:
-                samples = self.take_samples(time.time()) if self.sampling else []
-                for sample in samples:  # never waits: a database outage must not stall sampling
-                    self.writer.offer_sample(sample)
-                    for listener in self._sample_listeners:
-                        listener(sample)
-                self.samples_taken += len(samples)
-                self.last_sample_at = time.time()
-            except Exception:
-                log.exception("ratio sampling failed; retrying next interval")
-            self.sample_rounds += 1
+            self._round()
+
+    async def _sleep_or_realign(self, until: float) -> bool:
+        """Sleep until ``until`` (loop time); True if woken early by ``resume_sampling``."""
+        realign = self._realign
+        try:
+            async with asyncio.timeout_at(until):
+                await realign.wait()
+        except TimeoutError:
+            return False
+        realign.clear()
+        return True
+
+    def _next_on_grid(self, interval: float) -> tuple[float, bool]:
+        """(seconds to the next point of the last sample's grid, whether one was missed)."""
+        last = self.last_sample_at
+        now = time.time()
+        if last is None:
+            return interval, False
+        elapsed = max(0.0, now - last)
+        return last + (math.floor(elapsed / interval) + 1) * interval - now, elapsed >= interval
+
+    async def _catch_up(self, deadline: float) -> None:
+        """Take the overdue round once every pair's legs are live, if before ``deadline``."""
+        loop = asyncio.get_running_loop()
+        while self.sampling and loop.time() < deadline:
+            if self._every_pair_live():
+                log.info("ratio sampling: taking the round the takeover left overdue")
+                self._round()
+                return
+            await asyncio.sleep(CATCH_UP_POLL)
+
+    def _every_pair_live(self) -> bool:
+        live_since = self.live_since()
+        if live_since is None:
+            return False
+        return all(
+            _since(self.cache.get(symbol), live_since) is not None
+            for pair in self.pairs.values()
+            for symbol in (pair.base, pair.quote)
+        )
+
+    def _round(self) -> None:
+        """One sampling round: store and announce a sample of every pair with a value."""
+        self.sample_rounds += 1
+        if not self.sampling:
+            return  # a cluster follower: last_sample_at follows the leader's samples
+        now = time.time()
+        self.last_sample_at = now
+        try:
+            samples = self.take_samples(now)
+            for sample in samples:  # never waits: a database outage must not stall sampling
+                self.writer.offer_sample(sample)
+                for listener in self._sample_listeners:
+                    listener(sample)
+            self.samples_taken += len(samples)
+        except Exception:
+            log.exception("ratio sampling failed; retrying next interval")
 
     def _note_pause(self, paused: bool) -> None:
         if paused != self.sampling_paused:

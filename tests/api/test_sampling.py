@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -9,6 +10,7 @@ from sqlalchemy import func, select
 from support.poll import eventually
 from support.server import LiveService, live_service
 
+from cotiza.models import Indicators, RatioSample, RatioValues
 from cotiza.settings import Settings
 from cotiza.storage.tables import ratio_samples
 
@@ -112,3 +114,42 @@ async def test_quotes_from_before_a_restart_are_never_sampled(
         assert old_al30d.recv_ts < live_since
         assert await stored_since(live, live_since, mep) == 0
         assert await stored_since(live, live_since, gd) >= QUIET_ROUNDS
+
+
+@pytest.mark.parametrize(
+    ("age", "first_round"),
+    [
+        pytest.param(1.25, None, id="overdue: at once, then the grid"),
+        pytest.param(0.25, 1, id="due later: on the grid"),
+        pytest.param(1.8, 2, id="overdue, next point near: on the grid"),
+    ],
+)
+async def test_a_new_cluster_term_keeps_the_leaders_sampling_cadence(
+    make_settings: Callable[..., Settings], age: float, first_round: int | None
+) -> None:
+    """A follower elected leader samples on the previous leader's grid (its last sample +
+    k x interval); a round the takeover left overdue is taken as soon as the legs are live,
+    unless the grid's next point is under half an interval away."""
+    interval = 2.0
+    async with live_service(make_settings(ratio_sample_interval=interval)) as live:
+        ratios = live.services.ratios
+        ratios.sampling = False  # a follower: samples arrive from the leader
+        taken: list[float] = []
+        ratios.add_sample_listener(lambda sample: taken.append(sample.asof))
+        await eventually(lambda: live.services.feed.live_since is not None, message="feed live")
+        last = time.time() - age * interval  # the leader's last round
+        flat = RatioValues(1.0, 1.0, 1.0, 1.0)
+        for pair_id in ratios.pairs:
+            assert ratios.apply_sample(RatioSample(pair_id, last, flat, Indicators()))
+        resumed = time.time()
+        ratios.resume_sampling()
+        await eventually(lambda: len(set(taken)) >= 2, timeout=3 * interval, message="2 rounds")
+        rounds = sorted(set(taken))[:2]
+        if first_round is None:
+            assert rounds[0] - resumed < 0.5  # the overdue round, at once: the feed is live
+            grid = [last + 2 * interval]
+            rounds = rounds[1:]
+        else:
+            grid = [last + first_round * interval, last + (first_round + 1) * interval]
+        assert rounds == pytest.approx(grid, abs=0.5), (rounds, grid)
+        assert taken.count(rounds[0]) == len(ratios.pairs)  # every pair in each round

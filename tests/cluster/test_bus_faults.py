@@ -36,22 +36,27 @@ def tick(symbol: str, version: int) -> str:
 async def test_blackholed_subscription_is_detected_as_wedged_and_replaced(
     bus_settings: Factory,
 ) -> None:
-    """Only the blackholed node turns wedged (within BUS_STALE_AFTER), then resubscribes."""
+    """Only the blackholed node turns wedged, two missed heartbeats after its last message
+    (well inside BUS_STALE_AFTER), then resubscribes; the others never notice."""
     sink_b, sink_c = RecordingSink(), RecordingSink()
+    timings = {"bus_heartbeat": 0.2, "bus_stale_after": 2.0}
     async with proxy_to(SHARED_PORT) as proxy:
-        a = RedisBus(bus_settings(node_id="a"), RecordingSink())
-        b = RedisBus(bus_settings(node_id="b", backplane=proxy.url), sink_b)
-        c = RedisBus(bus_settings(node_id="c"), sink_c)
+        a = RedisBus(bus_settings(node_id="a", **timings), RecordingSink())
+        b = RedisBus(bus_settings(node_id="b", backplane=proxy.url, **timings), sink_b)
+        c = RedisBus(bus_settings(node_id="c", **timings), sink_c)
         async with started(a, b, c):
             a.lead(1)
             a.publish(Kind.TICK, "A", tick("A", 1))
             await eventually(lambda: b.subscriber.sequencer.synced, 5)
-            stale_after = b.subscriber.stale_after
+            probe_after = b.subscriber.probe_after
+            assert probe_after == pytest.approx(0.4)  # two heartbeats
             assert proxy.blackhole_subscriptions() == 1
             cut = time.monotonic()
-            await b.subscriber.wait_for(lambda s: s.state is BusState.WEDGED, stale_after + 3)
+            await b.subscriber.wait_for(lambda s: s.state is BusState.WEDGED, 5)
             detected = time.monotonic() - cut
-            assert detected <= stale_after + 0.1 + 0.5  # silence window + one heartbeat + margin
+            # The probe runs two heartbeats after the last message, which came before the cut;
+            # the margin is one meta read and a busy loop, far short of BUS_STALE_AFTER.
+            assert detected <= probe_after + 0.5 < b.subscriber.stale_after
             assert b.stats.wedges == 1
             await b.subscriber.wait_for(lambda s: s.state is BusState.CONNECTED, 5)
             a.publish(Kind.TICK, "A", tick("A", 2))

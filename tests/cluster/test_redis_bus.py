@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from collections.abc import Callable
 
@@ -171,6 +173,42 @@ async def test_no_leader_is_not_a_wedge(bus_settings: Factory) -> None:
         stale_after = b.subscriber.stale_after
         await eventually(lambda: time.monotonic() - started_at > 4 * stale_after, 10)
         assert b.state is BusState.CONNECTED and b.stats.wedges == 0 and b.stats.reconnects == 0
+
+
+async def test_a_follower_whose_loop_was_late_is_not_wedged(bus_settings: Factory) -> None:
+    """A follower's loop blocked past the probe (GC, a starved core) while the leader kept
+    publishing: the messages wait in its socket, so it reads them instead of resubscribing."""
+    timings = {"bus_heartbeat": 0.1, "bus_stale_after": 2.0}
+    leading = threading.Event()
+    stop = threading.Event()
+
+    async def leader() -> None:  # another process, in effect: its own loop and connections
+        a = RedisBus(bus_settings(node_id="a", **timings), RecordingSink())
+        async with started(a):
+            a.lead(1)
+            version = 0
+            while not stop.is_set():
+                version += 1
+                a.publish(Kind.TICK, "A", tick("A", version))
+                leading.set()
+                await asyncio.sleep(0.01)
+
+    thread = threading.Thread(target=asyncio.run, args=(leader(),), name="leader-loop")
+    thread.start()
+    try:
+        assert await asyncio.to_thread(leading.wait, 10)
+        b = RedisBus(bus_settings(node_id="b", **timings), RecordingSink())
+        async with started(b):
+            await eventually(lambda: b.stats.applied > 10, 5)
+            for _ in range(3):
+                time.sleep(b.subscriber.probe_after * 3)  # noqa: ASYNC251 - the loop stalls
+                applied = b.stats.applied
+                await eventually(lambda: b.stats.applied > applied + 10, 5)  # noqa: B023
+            assert b.state is BusState.CONNECTED
+            assert (b.stats.wedges, b.stats.reconnects, b.stats.resyncs) == (0, 0, 0)
+    finally:
+        stop.set()
+        await asyncio.to_thread(thread.join, 10)
 
 
 async def test_the_outbox_coalesces_a_burst_to_the_latest_value(bus_settings: Factory) -> None:

@@ -266,7 +266,7 @@ class ClusterNode:
         self.leader_changes += 1
         log.info("leading the cluster (epoch %d): starting upstream and leader tasks", epoch)
         self.bus.lead(epoch)
-        self.ratios.sampling = True
+        self.ratios.resume_sampling()
         await self.dashboard.lead()
         try:
             await self._apply_desired_feed()

@@ -74,6 +74,7 @@ class RedisBus(Bus):
             sink,
             self.stats,
             stale_after=settings.bus_stale_after,
+            probe_after=2 * settings.bus_heartbeat,  # two heartbeats missed
             timeout=settings.bus_timeout,
             retry_base=settings.bus_retry_base,
             retry_max=settings.bus_retry_max,

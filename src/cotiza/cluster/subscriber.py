@@ -3,9 +3,11 @@
 The loop owns its reconnection (redis-py would resubscribe silently and lose what was
 published meanwhile): subscribe first, *then* read the snapshot, then apply the stream by
 ``(epoch, seq)`` -- duplicates from the overlap dropped, a lower epoch dropped, a gap or a
-new epoch answered with a counted resync. Silence for ``stale_after`` is checked on the
-command connection: Redis down means ``reconnecting`` (backoff with jitter); Redis up with
-the leader's position past ours means this subscription is ``wedged`` and is replaced.
+new epoch answered with a counted resync. Silence is checked on the command connection
+every ``probe_after`` (two missed heartbeats): Redis up with the leader's position past
+ours, and nothing waiting on the subscription, means this subscription is ``wedged`` and is
+replaced; Redis not answering for ``stale_after`` means ``reconnecting`` (backoff with
+jitter); a quiet leader (none elected, or it is down) is not this node's fault.
 Clients are never disconnected for any of this: the sink gets a resync and carries on.
 """
 
@@ -50,6 +52,7 @@ class Subscriber:
         stats: BusStats,
         *,
         stale_after: float,
+        probe_after: float | None = None,
         timeout: float,
         retry_base: float,
         retry_max: float,
@@ -62,6 +65,7 @@ class Subscriber:
         self._sink = sink
         self.stats = stats
         self.stale_after = stale_after
+        self.probe_after = min(stale_after, probe_after or stale_after)
         self.timeout = timeout
         self.retry_base = retry_base
         self.retry_max = retry_max
@@ -181,34 +185,41 @@ class Subscriber:
 
     async def _pump(self, conn: Connection) -> None:
         last_rx = time.monotonic()
+        next_check = last_rx + self.probe_after
         while not self._stopping:
-            remaining = last_rx + self.stale_after - time.monotonic()
-            if remaining <= 0:
-                await self._check_silence()
-                last_rx = time.monotonic()
+            now = time.monotonic()
+            if now >= next_check:
+                await self._check_silence(conn, now - last_rx)
+                now = time.monotonic()
+                next_check = now + self.probe_after
+                if now - last_rx < self.stale_after:  # Redis answering slowly: retry in time
+                    next_check = min(next_check, last_rx + self.stale_after)
                 continue
-            reply = await conn.read_response(timeout=remaining)
+            reply = await conn.read_response(timeout=next_check - now)
             if reply is None:
                 continue
             last_rx = time.monotonic()
+            next_check = last_rx + self.probe_after
             await self._handle(reply)
 
-    async def _check_silence(self) -> None:
-        """Nothing arrived for ``stale_after``: is it the leader, Redis, or us?"""
+    async def _check_silence(self, conn: Connection, silent: float) -> None:
+        """Nothing arrived for ``silent`` seconds: is it the leader, Redis, or us?"""
         try:
             meta = await read_meta(self._client, self._keys, self.timeout)
         except (RedisError, OSError) as exc:
-            raise ClusterError(
-                f"silent for {self.stale_after:g} s and Redis does not answer"
-            ) from exc
-        if self.sequencer.behind(meta):
-            assert meta is not None
-            applied = (self.sequencer.epoch, self.sequencer.seq)
-            raise Wedged(
-                f"silent for {self.stale_after:g} s while the leader published up to "
-                f"({meta.epoch}, {meta.seq}); applied {applied}"
-            )
-        # The leader is quiet (none elected, or it is down): not this node's fault.
+            if silent + self.timeout < self.stale_after:
+                return  # not yet: Redis may only be slow, and the subscription may be fine
+            raise ClusterError(f"silent for {silent:.1f} s and Redis does not answer") from exc
+        if not self.sequencer.behind(meta):
+            return  # the leader is quiet (none elected, or it is down): not this node's fault
+        if await conn.can_read():
+            return  # our own loop was late, not the subscription: the pump reads it next
+        assert meta is not None
+        applied = (self.sequencer.epoch, self.sequencer.seq)
+        raise Wedged(
+            f"silent for {silent:.1f} s while the leader published up to "
+            f"({meta.epoch}, {meta.seq}); applied {applied}"
+        )
 
     async def _handle(self, reply: Any) -> None:
         if not (isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message"):
