@@ -135,6 +135,8 @@ async def test_leader_sigkill_survivor_takes_over_and_keeps_its_clients(
     assert "cotiza_cluster_leader 1.0" in metrics.text
     assert metric(metrics.text, "cotiza_cluster_epoch") == status["epoch"]
     assert metric(metrics.text, "cotiza_cluster_leader_changes_total") >= 1
+    # While it followed, b timed every envelope it applied.
+    assert metric(metrics.text, "cotiza_cluster_bus_lag_seconds_count") > 0
 
 
 async def test_planned_handover_closes_upstream_before_the_other_node_leads(

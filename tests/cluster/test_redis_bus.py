@@ -12,6 +12,7 @@ from cluster_kit import RecordingSink, started
 from support.poll import eventually
 
 from cotiza.cluster import BusMessage, BusState, Kind, RedisBus
+from cotiza.cluster.health import bus_lag_histogram
 from cotiza.settings import Settings
 
 pytestmark = [pytest.mark.cluster]
@@ -163,6 +164,17 @@ async def test_heartbeats_keep_a_quiet_leaders_followers_connected(bus_settings:
         assert b.state is BusState.CONNECTED
         assert b.stats.wedges == 0 and b.stats.reconnects == 0 and b.stats.applied == 0
         assert a.stats.heartbeats >= 4 and b.lag_ms is not None
+        # Every heartbeat applied was timed into the bus lag histogram of /metrics.
+        stats = b.stats
+        assert stats.lag_count >= 4 and sum(stats.lag_buckets) == stats.lag_count
+        samples = {(x.name, x.labels.get("le")): x.value for x in bus_lag_histogram(stats).samples}
+        assert samples[("cotiza_cluster_bus_lag_seconds_bucket", "+Inf")] == stats.lag_count
+        assert samples[("cotiza_cluster_bus_lag_seconds_count", None)] == stats.lag_count
+        assert samples[("cotiza_cluster_bus_lag_seconds_sum", None)] == pytest.approx(
+            stats.lag_sum_ms / 1000
+        )
+        within_1s = samples[("cotiza_cluster_bus_lag_seconds_bucket", "1")]
+        assert within_1s == stats.lag_count  # loopback: every envelope well under a second
 
 
 async def test_no_leader_is_not_a_wedge(bus_settings: Factory) -> None:

@@ -9,10 +9,11 @@ the leader's stream through a ``BusSink``.
 
 from __future__ import annotations
 
+import bisect
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
@@ -25,6 +26,10 @@ from cotiza.cluster.envelope import (
 )
 
 LocalSink = Callable[[BusMessage], None]
+
+# Upper bounds (ms) of the bus lag histogram: fine around the few milliseconds a healthy
+# loopback bus takes, coarse up to the 250 ms at which backplane:lag warns and beyond.
+LAG_BOUNDS_MS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0)
 
 
 class BusSink(Protocol):
@@ -74,6 +79,17 @@ class BusStats:
     reconnects: int = 0
     wedges: int = 0
     last_lag_ms: float | None = None
+    # Leader publish to local receipt of every envelope applied: per-bucket counts (the
+    # last bucket is above every bound), their sum and count.
+    lag_buckets: list[int] = field(default_factory=lambda: [0] * (len(LAG_BOUNDS_MS) + 1))
+    lag_sum_ms: float = 0.0
+    lag_count: int = 0
+
+    def observe_lag(self, lag_ms: float) -> None:
+        self.last_lag_ms = lag_ms
+        self.lag_buckets[bisect.bisect_left(LAG_BOUNDS_MS, lag_ms)] += 1
+        self.lag_sum_ms += lag_ms
+        self.lag_count += 1
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

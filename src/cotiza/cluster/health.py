@@ -8,13 +8,19 @@ shared) and fails when this node's own subscription is wedged, and ``backplane:l
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from typing_extensions import TypedDict
 
-from cotiza.cluster.bus import BusState
+from cotiza.cluster.bus import LAG_BOUNDS_MS, BusState, BusStats
 from cotiza.health import Check, Scope, Status
 
 if TYPE_CHECKING:
@@ -120,7 +126,12 @@ def cluster_metrics(node: ClusterNode | None) -> Iterator[Metric]:
     connected = 1.0 if node.bus.state is BusState.CONNECTED else 0.0
     yield gauge("backplane_connected", "1 while the bus subscription is connected", connected)
     if stats.last_lag_ms is not None:
-        yield gauge("bus_lag_seconds", "Leader publish to local receipt", stats.last_lag_ms / 1000)
+        yield gauge(
+            "bus_lag_last_seconds",
+            "Leader publish to local receipt, last envelope",
+            stats.last_lag_ms / 1000,
+        )
+    yield bus_lag_histogram(stats)
     yield counter("bus_gaps", "Sequence gaps seen on the bus", stats.gaps)
     yield counter("bus_resyncs", "Snapshot reads after the first", stats.resyncs)
     yield counter("bus_reconnects", "Bus subscription reconnections", stats.reconnects)
@@ -135,3 +146,16 @@ def cluster_metrics(node: ClusterNode | None) -> Iterator[Metric]:
         "fenced_publishes", "Publications refused: epoch superseded", stats.fenced_publishes
     )
     yield counter("fenced_writes", "History items refused: lease lost", node.writer.stats.fenced)
+
+
+def bus_lag_histogram(stats: BusStats) -> HistogramMetricFamily:
+    """Leader publish to local receipt of every envelope applied on this node."""
+    cumulative = list(itertools.accumulate(stats.lag_buckets))
+    bounds = [f"{bound / 1000:g}" for bound in LAG_BOUNDS_MS] + ["+Inf"]
+    buckets = list(zip(bounds, cumulative, strict=True))
+    return HistogramMetricFamily(
+        "cotiza_cluster_bus_lag_seconds",
+        "Leader publish to local receipt, per envelope applied",
+        buckets=buckets,
+        sum_value=stats.lag_sum_ms / 1000,
+    )

@@ -239,9 +239,10 @@ class Subscriber:
         if verdict is Verdict.APPLY:
             self.sequencer.applied(message.seq)
             lag = message.lag_ms
-            self.stats.last_lag_ms = lag
-            if lag is not None and self._lag_observer is not None:
-                self._lag_observer(lag)
+            if lag is not None:
+                self.stats.observe_lag(lag)
+                if self._lag_observer is not None:
+                    self._lag_observer(lag)
             if own is None and message.kind is not Kind.HEARTBEAT:
                 self.stats.applied += 1
                 self._sink.apply(message)
