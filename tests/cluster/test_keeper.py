@@ -206,6 +206,31 @@ async def test_planned_release_closes_upstream_before_freeing_the_row(database: 
         assert not ra.emergencies
 
 
+async def test_a_lone_node_leads_again_when_nobody_takes_the_handover(
+    database: Database,
+) -> None:
+    """With no standby, a handed-over lease is taken back two retries later, not after the
+    whole hold-off; with a standby there, the standby keeps it."""
+    ra, rb = Recorder(), Recorder()
+    a = make_keeper(database.engine, "a", ra, hold_off=5.0)
+    async with running(a):
+        await a.wait_for(lambda k: k.is_leader, 5)
+        released = time.monotonic()
+        assert await a.release()
+        await a.wait_for(lambda k: k.is_leader, 5.0)
+        back = time.monotonic() - released
+        assert 2 * RETRY <= back <= 2 * RETRY + 1.0 < 5.0, back
+        assert (a.epoch, ra.times("elected")[1] > released) == (2, True)
+
+        b = make_keeper(database.engine, "b", rb)
+        async with running(b):
+            assert await a.release()
+            b.nudge()
+            await b.wait_for(lambda k: k.is_leader, 2)
+            await asyncio.sleep(10 * RETRY)  # well past a's two retries
+            assert b.is_leader and not a.is_leader and b.epoch == 3
+
+
 async def test_grace_delays_on_elected_while_the_term_is_renewed(database: Database) -> None:
     """PRIMARY_SESSION_GRACE: upstream opens only after the grace, the term renewed meanwhile."""
     ra = Recorder()

@@ -10,7 +10,9 @@ still gets ``emergency_fence()`` (which shuts the upstream socket) in time.
 
 ``release()`` is the planned handover: break before make, so ``on_deposed`` (which closes
 the upstream session) completes before the row is freed, and this node then stays out of
-the campaign for ``hold_off`` seconds so that another node takes over.
+the campaign for ``hold_off`` seconds so that another node takes over -- unless the row is
+still free two retries after it was freed: every live standby has campaigned by then (on
+the release notice, or at its own retry), so nobody else is there and this node leads again.
 
 Callbacks run on the keeper's task, one at a time. ``on_elected`` must only start things
 (it delays renewals while it runs); ``on_deposed`` may wait for them to stop.
@@ -89,6 +91,7 @@ class LeaseKeeper:
         self._deadline = 0.0  # monotonic; valid while holding
         self._grace_until = 0.0
         self._hold_until = 0.0
+        self._released_at: float | None = None  # monotonic; when we last freed the row
         self._fenced_reason: str | None = None
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -221,10 +224,26 @@ class LeaseKeeper:
                 await self._open()
             return
         self._fenced_reason = None  # a report about a term we no longer hold
-        if self.campaigns and time.monotonic() >= self._hold_until:
+        if not self.campaigns:
+            await self._observe()
+        elif time.monotonic() >= self._hold_until:
             await self._campaign()
         else:
             await self._observe()
+            if self._nobody_took_over():
+                log.info("nobody took the lease we freed; campaigning again")
+                self._hold_until = 0.0
+                self._wake.set()
+
+    def _nobody_took_over(self) -> bool:
+        """The row we freed is still free two retries later: no standby is there."""
+        released, leader = self._released_at, self.leader
+        return (
+            released is not None
+            and time.monotonic() - released >= 2 * self.retry
+            and leader is not None
+            and not leader.held
+        )
 
     async def _sleep(self) -> None:
         now = time.monotonic()
@@ -331,6 +350,7 @@ class LeaseKeeper:
         self.stats.last_deposed_reason = reason
         self._fenced_reason = None
         self._hold_until = time.monotonic() + self.hold_off
+        self._released_at = None
         log.warning("deposed (%s)", reason)
         if was_open:
             try:
@@ -342,6 +362,7 @@ class LeaseKeeper:
         if release:
             try:
                 await self._bounded(self.lease.release(), self.retry)
+                self._released_at = time.monotonic()
             except (ClusterError, TimeoutError) as exc:
                 # The row expires by itself; meanwhile nobody leads.
                 log.warning("could not free the lease (it expires by itself): %s", exc or "timeout")
