@@ -51,15 +51,30 @@ def command_line(pid: int, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _cotiza_args(cmdline: Sequence[str]) -> list[str] | None:
+    """The arguments of a ``cotiza`` command line (the console script, run directly or by
+    an interpreter, or ``python -m cotiza``); None for any other command."""
+    names = [os.path.basename(word) for word in cmdline]
+    if names[:1] == ["cotiza"]:
+        return list(cmdline[1:])
+    if names[1:2] == ["cotiza"]:
+        return list(cmdline[2:])
+    if names[1:3] == ["-m", "cotiza"]:
+        return list(cmdline[3:])
+    return None
+
+
 def looks_like_service(cmdline: Sequence[str], command: Sequence[str] | None = None) -> bool:
-    """True for ``python main.py``, ``cotiza serve``, ``uvicorn main:app`` or ``command``."""
+    """True for ``python main.py``, ``cotiza serve`` (``python -m cotiza serve`` too),
+    ``uvicorn main:app`` or ``command``."""
     if command and list(cmdline) == list(command):
         return True
     names = [os.path.basename(word) for word in cmdline]
     if any(name in _SERVICE_SCRIPTS for name in names[1:3]):
         return True
-    if "cotiza" in names[:2] and "serve" in cmdline:
-        return True
+    args = _cotiza_args(cmdline)
+    if args is not None:
+        return "serve" in args[:1]
     return "main:app" in cmdline and any(name.startswith("uvicorn") for name in names[:3])
 
 
@@ -67,9 +82,10 @@ def looks_like_monitor(cmdline: Sequence[str]) -> bool:
     names = [os.path.basename(word) for word in cmdline]
     if "monitor_service.py" in names[1:3]:
         return True
-    if "cotiza" in names[:2] and "monitor" in cmdline:
-        return not ({"status", "restart"} & set(cmdline))
-    return False
+    args = _cotiza_args(cmdline)
+    if args is None or args[:1] != ["monitor"]:
+        return False
+    return not ({"status", "restart"} & set(args))
 
 
 def pgid_of(pid: int) -> int | None:

@@ -69,7 +69,25 @@ const OUTPUTS = [
   [/^no data received; market closed$/, () => t("health.out.no_data_closed")],
   [/^no data received$/, () => t("health.out.no_data")],
   [/^timed out after (.+) s$/, (m) => t("health.out.timed_out", { seconds: m[1] })],
-  [/^(\d+) ticks dropped \(queue full\)$/, (m) => t("health.out.ticks_dropped", { count: m[1] })],
+  [
+    /^(\d+) ticks dropped in the last (\S+) s \(queue full; (\d+) since start\)(?:; (\d+) samples buffered)?$/,
+    (m) =>
+      [
+        t("health.out.ticks_dropped", { count: m[1], window: m[2], total: m[3] }),
+        m[4] ? t("health.out.samples_buffered", { count: m[4] }) : null,
+      ]
+        .filter(Boolean)
+        .join("; "),
+  ],
+  [/^(\d+) samples buffered$/, (m) => t("health.out.samples_buffered", { count: m[1] })],
+  [/^the directory (.+) was removed; writes since then are lost$/, (m) => t("health.out.db_dir_removed", { path: m[1] })],
+  [/^the database file (.+) was removed; writes since then are lost$/, (m) => t("health.out.db_file_removed", { path: m[1] })],
+  [/^the database file (.+) was replaced by another file; restart to use it$/, (m) => t("health.out.db_file_replaced", { path: m[1] })],
+  [/^the database file (.+) cannot be read: (.+)$/, (m) => t("health.out.db_file_unreadable", { path: m[1], error: m[2] })],
+  [/^following the cluster leader's feed over the backplane$/, () => t("health.out.following_leader")],
+  [/^no leader holds the lease$/, () => t("health.out.no_leader")],
+  [/^this node's subscription receives nothing while Redis answers$/, () => t("health.out.bus_wedged")],
+  [/^the backplane does not answer \(shared outage\): retrying$/, () => t("health.out.bus_down")],
   [/^dead: (.+)$/, (m) => t("health.out.dead", { names: m[1].split(", ").map((n) => translated("health.worker", n)).join(", ") })],
   [/^(\d+) consecutive failures/, (m) => t("health.out.write_failures", { count: m[1] })],
   [/^not running$/, () => t("health.out.not_running")],
