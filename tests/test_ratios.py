@@ -301,3 +301,34 @@ def test_default_pairs_cover_mep_ccl_and_canje() -> None:
         1.0,
         "default",
     )
+
+
+def test_absurd_prices_give_no_ratio_instead_of_infinity() -> None:
+    """A misquoted leg (1e300 over 1e-300) overflows: the ratio is null, never inf."""
+    huge, tiny = _quote("A", 1e300, 1e300, 1e300), _quote("B", 1e-300, 1e-300, 1e-300)
+    assert compute_ratios(PAIR, huge, tiny, NOW, STALE_AFTER) == _values(None, None, None)
+
+
+def test_indicators_of_huge_ratios_do_not_overflow() -> None:
+    """Squares of 1e200 overflow a float; the window's statistics are scaled first."""
+    rolling = RollingIndicators(long_window=4, short_window=2)
+    mids = [1e200, 3e200, 2e200, 4e200]
+    for mid in mids:
+        indicators = rolling.push(_values(mid, mid, mid))
+    assert indicators.sma180_mid == pytest.approx(statistics.fmean(mids))
+    assert indicators.std180_mid == pytest.approx(
+        statistics.pstdev([m / 1e200 for m in mids]) * 1e200
+    )
+    assert indicators.std60_mid == pytest.approx(1e200)  # the last two: 2e200, 4e200
+    assert all(math.isfinite(v) for v in (indicators.band_upper, indicators.band_lower) if v)
+
+
+def test_statistics_of_ordinary_ratios_are_unchanged_by_the_scaling() -> None:
+    """The scale is a power of two: dividing and multiplying by it is exact."""
+    rng = random.Random(8)
+    mids = [1000 + rng.uniform(-50, 50) for _ in range(180)]
+    rolling = RollingIndicators()
+    for mid in mids:
+        indicators = rolling.push(_values(mid, mid, mid))
+    assert indicators.sma180_mid == math.fsum(mids) / len(mids)
+    assert indicators.std180_mid == pytest.approx(statistics.pstdev(mids), rel=1e-12)

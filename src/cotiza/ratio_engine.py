@@ -244,7 +244,11 @@ class RatioEngine:
             )
             if all(v is None for v in asdict(values).values()):
                 continue  # nothing observed: a stored row of nulls would only mislead
-            indicators = self._windows[pair.id].push(values)
+            try:
+                indicators = self._windows[pair.id].push(values)
+            except ArithmeticError:  # one pair's numbers must not cost the others a sample
+                log.exception("ratio pair %s: indicators failed; no sample this round", pair.name)
+                continue
             sample = RatioSample(pair.id, now, values, indicators)
             self.last_samples[pair.id] = sample
             samples.append(sample)

@@ -59,7 +59,8 @@ def _mid(quote: Quote) -> float | None:
 def _ratio(factor: float, numerator: float | None, denominator: float | None) -> float | None:
     if numerator is None or denominator is None:
         return None
-    return factor * numerator / denominator
+    ratio = factor * numerator / denominator
+    return ratio if math.isfinite(ratio) else None  # absurd prices: no ratio, not infinity
 
 
 def _fresh(
@@ -103,20 +104,35 @@ def compute_ratios(
 # --------------------------------------------------------------------------- statistics
 
 
+def _scale(values: Sequence[float]) -> float:
+    """A power of two near the largest magnitude: dividing by it is exact, and sums of
+    the quotients (and of their squares) cannot overflow."""
+    return math.ldexp(1.0, math.frexp(max(abs(v) for v in values))[1])
+
+
 def _mean(values: Sequence[float]) -> float | None:
-    return math.fsum(values) / len(values) if values else None
+    if not values:
+        return None
+    scale = _scale(values)
+    return math.fsum(v / scale for v in values) / len(values) * scale
 
 
 def _pstdev(values: Sequence[float]) -> float | None:
-    """Population standard deviation (two-pass over fsum); None with fewer than 2 values."""
+    """Population standard deviation (two-pass over fsum); None with fewer than 2 values.
+
+    Computed on the values divided by their largest magnitude, so that squares of huge
+    ratios (a misquoted leg) cannot overflow and stop the sampling round.
+    """
     if len(values) < 2:
         return None
     if min(values) == max(values):
         # Exactly zero: fsum(x)/n may differ from x in the last bit and leave a tiny
         # spurious deviation that would turn z-scores into huge numbers.
         return 0.0
-    mean = math.fsum(values) / len(values)
-    return math.sqrt(math.fsum((x - mean) ** 2 for x in values) / len(values))
+    scale = _scale(values)
+    scaled = [v / scale for v in values]
+    mean = math.fsum(scaled) / len(scaled)
+    return math.sqrt(math.fsum((x - mean) ** 2 for x in scaled) / len(scaled)) * scale
 
 
 def _present(values: Iterable[float | None]) -> list[float]:

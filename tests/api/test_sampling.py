@@ -153,3 +153,24 @@ async def test_a_new_cluster_term_keeps_the_leaders_sampling_cadence(
             grid = [last + first_round * interval, last + (first_round + 1) * interval]
         assert rounds == pytest.approx(grid, abs=0.5), (rounds, grid)
         assert taken.count(rounds[0]) == len(ratios.pairs)  # every pair in each round
+
+
+async def test_one_pair_failing_its_indicators_costs_the_others_nothing(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """A pair whose indicators raise is left out of the round; every other pair is sampled."""
+    async with live_service(make_settings()) as live:
+        ratios = live.services.ratios
+        await eventually(lambda: ratios.samples_taken > 0, timeout=30, message="first samples")
+        broken = next(iter(ratios.pairs))
+        window = ratios._windows[broken]
+
+        def overflow(values: RatioValues) -> Indicators:
+            raise OverflowError("numerical result out of range")
+
+        window.push = overflow  # type: ignore[method-assign]
+        taken: list[int] = []
+        ratios.add_sample_listener(lambda sample: taken.append(sample.pair_id))
+        await pass_rounds(live, 2)
+        assert taken and broken not in taken
+        assert set(taken) == set(ratios.pairs) - {broken}
