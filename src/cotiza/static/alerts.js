@@ -8,7 +8,7 @@
 import { AlertForm } from "./alertform.js";
 import { conditionText, observedText, pairLabel, ruleText } from "./alerttext.js";
 import { checkToken } from "./auth.js";
-import { askConfirm, byTestId, el, fetchJson } from "./dom.js";
+import { MessageLine, askConfirm, byTestId, el, fetchJson } from "./dom.js";
 import { clockTime, duration, isNumber, zonedDateTime } from "./format.js";
 import { t } from "./i18n.js";
 import { pairNodes, pairTitle } from "./pairs.js";
@@ -31,7 +31,7 @@ export class AlertsPanel {
     this.onNeedToken = onNeedToken;
     this.tbody = byTestId("alert-rules-table", root).tBodies[0];
     this.count = byTestId("alerts-count", root);
-    this.result = byTestId("alert-rules-result", root);
+    this.note = new MessageLine(byTestId("alert-rules-result", root));
     this.tokenNote = byTestId("alerts-token-note", root);
     this.list = byTestId("alert-firings", root);
     this.empty = byTestId("alert-firings-empty", root);
@@ -51,7 +51,6 @@ export class AlertsPanel {
     this.firings = []; // newest first
     this.tokenRequired = null; // true, false, or null while unknown
     this.tokenRefused = false;
-    this.message = null; // [key, vars, isError]
     this.refreshTimer = null;
     byTestId("alerts-token-open", root).addEventListener("click", () => this.onNeedToken());
     this.renderRules();
@@ -84,7 +83,7 @@ export class AlertsPanel {
 
   rejectedToken() {
     this.tokenRefused = true;
-    this.show("alerts.unauthorized", {}, true); // the form hides, so it is said here
+    this.note.show("alerts.unauthorized", {}, true); // the form hides, so it is said here
     this.renderAccess();
   }
 
@@ -211,36 +210,25 @@ export class AlertsPanel {
       no: t("controls.confirm.no"),
     });
     if (!yes) {
-      this.show("controls.cancelled");
+      this.note.show("controls.cancelled");
       return;
     }
     try {
       const result = await this.write("DELETE", `/api/alerts/rules/${rule.id}`);
       if (result.ok || result.status === 404) {
-        this.show("alerts.deleted", { rule: text });
+        this.note.show("alerts.deleted", { rule: text });
       } else if (result.status === 401) {
         this.rejectedToken();
       } else {
-        this.show("alerts.delete_failed", { status: result.status }, true);
+        this.note.show("alerts.delete_failed", { status: result.status }, true);
       }
     } catch {
-      this.show("alerts.no_answer", {}, true);
+      this.note.show("alerts.no_answer", {}, true);
     }
     await this.loadRules();
     // The row is gone: keep the keyboard in the table, on the next rule's button if any.
     const next = this.tbody.querySelector('[data-testid="alert-delete"]:not([hidden])');
     (next ?? byTestId("alerts-heading", this.root)).focus();
-  }
-
-  show(key, vars = {}, isError = false) {
-    this.message = [key, vars, isError];
-    this.renderMessage();
-  }
-
-  renderMessage() {
-    const [key, vars, isError] = this.message ?? ["", {}, false];
-    this.result.textContent = key ? t(key, vars) : "";
-    this.result.classList.toggle("error", isError);
   }
 
   // ------------------------------------------------------------------------ rendering
@@ -360,7 +348,7 @@ export class AlertsPanel {
     this.form.relabel();
     this.renderRules();
     this.renderFirings();
-    this.renderMessage();
+    this.note.render();
   }
 }
 

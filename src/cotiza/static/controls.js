@@ -3,7 +3,7 @@
 // language, not the server's English.
 
 import { TokenForm } from "./auth.js";
-import { askConfirm, byTestId, fetchJson } from "./dom.js";
+import { MessageLine, askConfirm, byTestId, fetchJson } from "./dom.js";
 import { t } from "./i18n.js";
 
 const ACTIONS = { start: "iniciar", stop: "detener", restart: "reiniciar" };
@@ -33,9 +33,8 @@ export class FeedControls {
     this.forget = byTestId("token-forget", root);
     this.buttons = byTestId("feed-buttons", root);
     this.hint = byTestId("controls-hint", root);
-    this.result = byTestId("control-result", root);
+    this.note = new MessageLine(byTestId("control-result", root));
     this.token = store.get();
-    this.message = null; // [key, vars, isError]
     this.forget.addEventListener("click", () => this.setToken("", false));
     for (const action of Object.keys(ACTIONS)) {
       byTestId(`feed-${action}`, root).addEventListener("click", () => this.request(action));
@@ -45,7 +44,7 @@ export class FeedControls {
 
   setToken(token, remember) {
     this.token = token;
-    this.message = null;
+    this.note.message = null; // said again by render()
     if (token) this.store.save(token, remember);
     else this.store.clear();
     this.render();
@@ -54,7 +53,7 @@ export class FeedControls {
 
   async request(action) {
     if (CONFIRM.has(action) && !(await this.confirm(action))) {
-      this.show("controls.cancelled");
+      this.note.show("controls.cancelled");
       return;
     }
     await this.run(action);
@@ -71,7 +70,7 @@ export class FeedControls {
 
   async run(action) {
     this.setBusy(true);
-    this.show("controls.working");
+    this.note.show("controls.working");
     try {
       const result = await fetchJson(`/cotizaciones/${ACTIONS[action]}`, {
         method: "POST",
@@ -79,14 +78,14 @@ export class FeedControls {
         timeout: 20000,
       });
       if (result.ok) {
-        this.show(REPLIES[result.body?.message] ?? `controls.reply.${action}_done`);
+        this.note.show(REPLIES[result.body?.message] ?? `controls.reply.${action}_done`);
       } else if (result.status === 401) {
-        this.show("controls.unauthorized", {}, true);
+        this.note.show("controls.unauthorized", {}, true);
       } else {
-        this.show("controls.failed", { status: result.status }, true);
+        this.note.show("controls.failed", { status: result.status }, true);
       }
     } catch {
-      this.show("controls.no_answer", {}, true);
+      this.note.show("controls.no_answer", {}, true);
     } finally {
       this.setBusy(false);
       this.onAction();
@@ -95,17 +94,6 @@ export class FeedControls {
 
   setBusy(busy) {
     for (const button of this.buttons.querySelectorAll("button")) button.disabled = busy;
-  }
-
-  show(key, vars = {}, isError = false) {
-    this.message = [key, vars, isError];
-    this.renderMessage();
-  }
-
-  renderMessage() {
-    const [key, vars, isError] = this.message ?? ["", {}, false];
-    this.result.textContent = key ? t(key, vars) : "";
-    this.result.classList.toggle("error", isError);
   }
 
   render() {
@@ -118,7 +106,7 @@ export class FeedControls {
       hasToken ? (remembered ? "controls.token_remembered" : "controls.token_set") : "controls.hint",
     );
     this.root.dataset.token = hasToken ? "set" : "none";
-    this.renderMessage();
+    this.note.render();
   }
 
   relabel() {

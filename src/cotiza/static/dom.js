@@ -1,6 +1,7 @@
 // Small DOM helpers shared by the panels.
 
 import { isNumber } from "./format.js";
+import { t } from "./i18n.js";
 
 /** Create an element: `el("td", { class: "num", dataset: { col: "bid" } }, "text", child)`. */
 export function el(tag, attrs = {}, ...children) {
@@ -184,4 +185,29 @@ export function askConfirm(dialog, { text, yes, no }) {
     dialog.showModal();
     byTestId("confirm-no", dialog).focus();
   });
+}
+
+/** A one-line result under a form or a row of buttons, in the page's language: `show()`
+ * keeps the message key so `render()` can say it again after a language change. */
+export class MessageLine {
+  constructor(node) {
+    this.node = node;
+    this.message = null; // [key, vars, isError]
+  }
+
+  show(key, vars = {}, isError = false) {
+    this.message = [key, vars, isError];
+    this.render();
+  }
+
+  clear() {
+    this.message = null;
+    this.render();
+  }
+
+  render() {
+    const [key, vars, isError] = this.message ?? ["", {}, false];
+    this.node.textContent = key ? t(key, vars) : "";
+    this.node.classList.toggle("error", isError);
+  }
 }
