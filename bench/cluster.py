@@ -51,8 +51,10 @@ from cluster_measures import (  # noqa: E402
     PG,
     FakePrimaryProc,
     admin,
+    bucket_median,
     bus_latency,
     history_faults,
+    lag_buckets,
     pct,
     wait_gap,
 )
@@ -172,18 +174,20 @@ class Bench:
         blackhole it), so its figure is printed apart, for information.
         """
         leader = await self.cluster.leader(30)
+        followers = [node for node in self.live() if node is not leader]
+        before = {node.node_id: await self.lag_histogram(node) for node in followers}
         since = time.monotonic()
         await asyncio.sleep(self.args.latency_window)
         direct: list[float] = []
         shown = []
-        for node in self.live():
-            if node is leader:
-                continue
+        for node in followers:
             mine = bus_latency(self.watchers[leader.node_id], self.watchers[node.node_id], since)
             if not mine:
                 continue
             p50, p99 = statistics.median(mine), pct(mine, 0.99)
-            shown.append(f"{node.node_id} p50 {p50:.2f} p99 {p99:.2f} ms")
+            hop = bucket_median(before[node.node_id], await self.lag_histogram(node))
+            hop_text = "" if hop is None else f", bus hop ~{hop:.2f}"
+            shown.append(f"{node.node_id} p50 {p50:.2f}{hop_text} p99 {p99:.2f} ms")
             if node.node_id == EDGE:
                 self.results["edge_p50"].append(p50)
                 self.results["edge_p99"].append(p99)
@@ -194,6 +198,11 @@ class Bench:
         if direct:
             self.results["lat_p50"].append(statistics.median(direct))
             self.results["lat_p99"].append(pct(direct, 0.99))
+
+    async def lag_histogram(self, node: Node) -> dict[float, float]:
+        """The node's bus lag histogram (leader publish to its receipt), from /metrics."""
+        response = await self.cluster.get(node, "/metrics")
+        return lag_buckets(response.text) if response is not None else {}
 
     async def kill(self, n: int) -> None:
         """Leader SIGKILL; the killed node is started again and rejoins as a standby."""

@@ -124,3 +124,35 @@ async def history_faults(dsn: str, takeovers: list[float], interval: float) -> t
                 if before <= at <= after:
                     worst = max(worst, round((after - before) / interval) - 1)
     return int(duplicates), worst
+
+
+LAG_METRIC = "cotiza_cluster_bus_lag_seconds_bucket"
+
+
+def lag_buckets(metrics_text: str) -> dict[float, float]:
+    """The cumulative bus lag histogram of one node's /metrics: upper bound (ms) -> count."""
+    buckets: dict[float, float] = {}
+    for line in metrics_text.splitlines():
+        if line.startswith(LAG_METRIC + "{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[float("inf") if bound == "+Inf" else float(bound) * 1000] = float(
+                line.rsplit(" ", 1)[1]
+            )
+    return buckets
+
+
+def bucket_median(before: dict[float, float], after: dict[float, float]) -> float | None:
+    """The median (ms, interpolated within its bucket) of what was observed in between."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    if not counts or counts[-1] <= 0:
+        return None
+    half, lower, below = counts[-1] / 2, 0.0, 0.0
+    for bound, cumulative in zip(bounds, counts, strict=True):
+        if cumulative >= half:
+            if bound == float("inf"):
+                return lower
+            inside = cumulative - below
+            return lower + (bound - lower) * ((half - below) / inside if inside else 1.0)
+        lower, below = bound, cumulative
+    return None

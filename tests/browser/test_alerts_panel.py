@@ -225,6 +225,7 @@ async def test_without_a_token_the_panel_says_so_and_opens_the_prompt(
         )
         await expect(row.locator('[data-col="state"]')).to_contain_text("Armada")
         await expect(row.get_by_test_id("alert-delete")).to_be_hidden()
+        await expect(row.get_by_test_id("alert-toggle")).to_be_hidden()
 
         await page.get_by_test_id("auth-input").blur()
         await page.get_by_test_id("alerts-token-open").focus()
@@ -236,6 +237,7 @@ async def test_without_a_token_the_panel_says_so_and_opens_the_prompt(
         await expect(note).to_be_hidden()
         await expect(page.get_by_test_id("alert-form")).to_be_visible()
         await expect(row.get_by_test_id("alert-delete")).to_be_visible()
+        await expect(row.get_by_test_id("alert-toggle")).to_be_visible()
         label = await row.get_by_test_id("alert-delete").get_attribute("aria-label")
         assert label is not None and label.startswith(f"Borrar la regla #1 {trader_name(pair)}")
 
@@ -405,3 +407,45 @@ async def test_levels_are_read_as_the_page_writes_numbers(
         "abc",
         1450.5,
     ]
+
+
+async def test_a_rule_is_paused_and_resumed_from_the_table(
+    make_settings: Callable[..., Settings], browser: Browser
+) -> None:
+    """Pausar sets the rule inactive on the service (settings and history kept), Reanudar
+    arms it again; the keyboard stays on the button, which says what it will do next."""
+    async with live_service(make_settings(api_token=TOKEN)) as live:
+        pair = await active_pair(live)
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        async with live.http(headers=auth) as client:
+            body = {"pair_id": pair["id"], "field": "z_bid", "op": "crosses_below", "value": -3}
+            created = await client.post("/api/alerts/rules", json=body)
+            assert created.status_code == 201, created.text
+            rule_id = created.json()["id"]
+        page = await tokened_page(browser, live)
+        row = page.get_by_test_id("alert-rule")
+        toggle = row.get_by_test_id("alert-toggle")
+        await expect(toggle).to_have_text("Pausar")
+        label = await toggle.get_attribute("aria-label")
+        assert label is not None and label.startswith(f"Pausar la regla #{rule_id}")
+
+        await toggle.click()
+        await expect(page.get_by_test_id("alert-rules-result")).to_contain_text("Regla pausada")
+        await expect(row.locator('[data-col="state"]')).to_contain_text("Inactiva")
+        await expect(toggle).to_have_text("Reanudar")
+        await expect(toggle).to_be_focused()
+        async with live.http() as client:
+            rule = (await client.get(f"/api/alerts/rules/{rule_id}")).json()
+        assert rule["active"] is False and rule["value"] == -3 and rule["field"] == "z_bid"
+
+        await page.keyboard.press("Enter")  # the focused button: Reanudar
+        await expect(page.get_by_test_id("alert-rules-result")).to_contain_text("Regla reanudada")
+        await expect(row.locator('[data-col="state"]')).to_contain_text("Armada")
+        await expect(toggle).to_have_text("Pausar")
+        async with live.http() as client:
+            assert (await client.get(f"/api/alerts/rules/{rule_id}")).json()["active"] is True
+
+        await page.get_by_test_id("lang-switch").click()
+        await expect(toggle).to_have_text("Pause")
+        await expect(page.get_by_test_id("alert-rules-result")).to_contain_text("Rule resumed")
+        await page.context.close()

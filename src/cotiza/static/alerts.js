@@ -92,7 +92,7 @@ export class AlertsPanel {
     this.tokenNote.hidden = writable;
     this.form.setEnabled(writable);
     this.root.dataset.access = writable ? "write" : "read";
-    for (const button of this.tbody.querySelectorAll('[data-testid="alert-delete"]')) {
+    for (const button of this.tbody.querySelectorAll("button[data-write]")) {
       button.hidden = !writable;
     }
   }
@@ -200,7 +200,28 @@ export class AlertsPanel {
           });
   }
 
-  // ------------------------------------------------------------------------- deleting
+  // ------------------------------------------------------------------ pausing, deleting
+
+  /** Pause (``active`` false) or resume a rule: it keeps its settings and its history. */
+  async setActive(rule, active) {
+    const text = ruleText(rule, this.pairs);
+    try {
+      const result = await this.write("PATCH", `/api/alerts/rules/${rule.id}`, { active });
+      if (result.ok) {
+        this.note.show(active ? "alerts.resumed" : "alerts.paused", { rule: text });
+      } else if (result.status === 401) {
+        this.rejectedToken();
+      } else {
+        this.note.show("alerts.update_failed", { status: result.status }, true);
+      }
+    } catch {
+      this.note.show("alerts.no_answer", {}, true);
+    }
+    await this.loadRules();
+    // The row was redrawn: keep the keyboard on this rule's (relabelled) button.
+    const again = this.tbody.querySelector(`tr[data-rule-id="${rule.id}"] [data-testid="alert-toggle"]`);
+    if (again && !again.hidden) again.focus();
+  }
 
   async remove(rule) {
     const text = ruleText(rule, this.pairs);
@@ -279,10 +300,18 @@ export class AlertsPanel {
         }),
       );
     }
+    const paused = rule.active === false;
+    const toggle = el("button", {
+      type: "button",
+      dataset: { testid: "alert-toggle", write: "" },
+      "aria-label": t(paused ? "alerts.resume_label" : "alerts.pause_label", { rule: ruleText(rule, this.pairs) }),
+      text: t(paused ? "alerts.resume" : "alerts.pause"),
+    });
+    toggle.addEventListener("click", () => this.setActive(rule, paused));
     const remove = el("button", {
       type: "button",
       class: "stop",
-      dataset: { testid: "alert-delete" },
+      dataset: { testid: "alert-delete", write: "" },
       "aria-label": t("alerts.delete_label", { rule: ruleText(rule, this.pairs) }),
       text: t("alerts.delete"),
     });
@@ -307,7 +336,7 @@ export class AlertsPanel {
       }),
       el("td", { dataset: { col: "channels", label: t("alerts.col.channels") }, text: channels }),
       stateCell,
-      el("td", { class: "actions", dataset: { col: "actions" } }, remove),
+      el("td", { class: "actions", dataset: { col: "actions" } }, toggle, remove),
     );
   }
 
