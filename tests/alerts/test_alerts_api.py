@@ -225,3 +225,29 @@ async def test_engine_stops_and_starts_as_a_role_manager_would(
         await engine.start()
         (firing,) = await wait_history(live, 1)
         assert firing["rule_id"] == rule["id"] and engine.stats.fired == 1
+
+
+async def test_a_paused_rule_stays_silent_and_judges_afresh_when_resumed(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """PATCH active=false (the page's Pausar): no evaluator, no firing while its condition
+    holds; active=true arms it and the condition is judged at once."""
+    async with live_service(make_settings()) as live:
+        await eventually(lambda: live.services.ratios.current(1)["mid_ratio"] is not None)
+        rule = await create_rule(live, field="mid_ratio", op=">", value=1e12, cooldown_s=0)
+        async with live.http() as http:
+            paused = await http.patch(f"/api/alerts/rules/{rule['id']}", json={"active": False})
+            assert paused.status_code == 200 and paused.json()["active"] is False
+            # While paused, a level the ratio is always above: nothing may fire.
+            changed = await http.patch(f"/api/alerts/rules/{rule['id']}", json={"value": 0.0})
+            assert changed.status_code == 200 and changed.json()["active"] is False
+        assert rule["id"] not in live.services.alerts.evaluators
+        publishes = live.services.ratios.publishes
+        await eventually(lambda: live.services.ratios.publishes > publishes + 20)
+        assert await history(live) == []
+
+        async with live.http() as http:
+            resumed = await http.patch(f"/api/alerts/rules/{rule['id']}", json={"active": True})
+            assert resumed.status_code == 200 and resumed.json()["active"] is True
+        fired = await wait_history(live, 1)
+        assert [f["rule_id"] for f in fired] == [rule["id"]]
