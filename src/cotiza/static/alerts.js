@@ -204,23 +204,30 @@ export class AlertsPanel {
 
   /** Pause (``active`` false) or resume a rule: it keeps its settings and its history. */
   async setActive(rule, active) {
-    const text = ruleText(rule, this.pairs);
+    await this.changeRule(rule, "PATCH", { active }, {
+      done: active ? "alerts.resumed" : "alerts.paused",
+      failed: "alerts.update_failed",
+    });
+    // The row was redrawn: keep the keyboard on this rule's (relabelled) button.
+    const again = this.tbody.querySelector(`tr[data-rule-id="${rule.id}"] [data-testid="alert-toggle"]`);
+    if (again && !again.hidden) again.focus();
+  }
+
+  /** Send one change of ``rule``, say how it went, then reload the rules. */
+  async changeRule(rule, method, body, { done, failed, goneIsDone = false }) {
     try {
-      const result = await this.write("PATCH", `/api/alerts/rules/${rule.id}`, { active });
-      if (result.ok) {
-        this.note.show(active ? "alerts.resumed" : "alerts.paused", { rule: text });
+      const result = await this.write(method, `/api/alerts/rules/${rule.id}`, body);
+      if (result.ok || (goneIsDone && result.status === 404)) {
+        this.note.show(done, { rule: ruleText(rule, this.pairs) });
       } else if (result.status === 401) {
         this.rejectedToken();
       } else {
-        this.note.show("alerts.update_failed", { status: result.status }, true);
+        this.note.show(failed, { status: result.status }, true);
       }
     } catch {
       this.note.show("alerts.no_answer", {}, true);
     }
     await this.loadRules();
-    // The row was redrawn: keep the keyboard on this rule's (relabelled) button.
-    const again = this.tbody.querySelector(`tr[data-rule-id="${rule.id}"] [data-testid="alert-toggle"]`);
-    if (again && !again.hidden) again.focus();
   }
 
   async remove(rule) {
@@ -234,19 +241,12 @@ export class AlertsPanel {
       this.note.show("controls.cancelled");
       return;
     }
-    try {
-      const result = await this.write("DELETE", `/api/alerts/rules/${rule.id}`);
-      if (result.ok || result.status === 404) {
-        this.note.show("alerts.deleted", { rule: text });
-      } else if (result.status === 401) {
-        this.rejectedToken();
-      } else {
-        this.note.show("alerts.delete_failed", { status: result.status }, true);
-      }
-    } catch {
-      this.note.show("alerts.no_answer", {}, true);
-    }
-    await this.loadRules();
+    // Already gone (404) is what was asked for.
+    await this.changeRule(rule, "DELETE", undefined, {
+      done: "alerts.deleted",
+      failed: "alerts.delete_failed",
+      goneIsDone: true,
+    });
     // The row is gone: keep the keyboard in the table, on the next rule's button if any.
     const next = this.tbody.querySelector('[data-testid="alert-delete"]:not([hidden])');
     (next ?? byTestId("alerts-heading", this.root)).focus();
