@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pyRofex  # installed by scripts/dev from requirements-nodeps.txt (without enum34)
@@ -35,6 +37,29 @@ def pyrofex_env() -> Iterator[None]:
     finally:
         pyrofex_globals.environment_config[ENV] = saved
         pyrofex_globals.default_environment = saved_default
+
+
+Blocking = Callable[..., Awaitable[Any]]
+
+
+@pytest.fixture
+async def blocking() -> AsyncIterator[Blocking]:
+    """Run pyRofex's blocking calls, one at a time, on one worker thread of their own.
+
+    The loop's default executor may start a second thread for a call made right after
+    another returned (the worker marks itself idle only after handing back the result),
+    and the thread-leak check below would count it.
+    """
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyrofex-call")
+    loop = asyncio.get_running_loop()
+
+    async def call(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        return await loop.run_in_executor(pool, functools.partial(fn, *args, **kwargs))
+
+    try:
+        yield call
+    finally:
+        pool.shutdown(wait=True)
 
 
 class Inbox:
@@ -63,22 +88,24 @@ class Inbox:
 
 
 @pytest.mark.usefixtures("pyrofex_env")
-async def test_pyrofex_authenticates_lists_snapshots_and_streams(fake: FakePrimary) -> None:
+async def test_pyrofex_authenticates_lists_snapshots_and_streams(
+    fake: FakePrimary, blocking: Blocking
+) -> None:
     """pyRofex authenticates, lists instruments, gets a snapshot, subscribes and gets Md."""
     pyRofex._set_environment_parameter("url", fake.url, ENV)
     pyRofex._set_environment_parameter("ws", fake.ws_url, ENV)
-    await asyncio.to_thread(
+    await blocking(
         pyRofex.initialize, user="user", password="password", account="ACC", environment=ENV
     )
     assert fake.auth_attempts == [("user", True)]
 
-    listing = await asyncio.to_thread(pyRofex.get_all_instruments)
+    listing = await blocking(pyRofex.get_all_instruments)
     assert listing["status"] == "OK"
     symbols = {item["instrumentId"]["symbol"] for item in listing["instruments"]}
     assert {AL30, DIC26} <= symbols
-    segments = await asyncio.to_thread(pyRofex.get_segments)
+    segments = await blocking(pyRofex.get_segments)
     assert segments["status"] == "OK" and segments["segments"]
-    detail = await asyncio.to_thread(pyRofex.get_instrument_details, DIC26)
+    detail = await blocking(pyRofex.get_instrument_details, DIC26)
     assert detail["instrument"]["instrumentId"]["symbol"] == DIC26
 
     entries = [
@@ -86,16 +113,16 @@ async def test_pyrofex_authenticates_lists_snapshots_and_streams(fake: FakePrima
         pyRofex.MarketDataEntry.OFFERS,
         pyRofex.MarketDataEntry.LAST,
     ]
-    snapshot = await asyncio.to_thread(pyRofex.get_market_data, AL30, entries)
+    snapshot = await blocking(pyRofex.get_market_data, AL30, entries)
     assert snapshot["status"] == "OK"
     assert set(snapshot["marketData"]) == {"BI", "OF", "LA"}
     assert snapshot["marketData"]["BI"][0]["price"] > 0
-    unknown = await asyncio.to_thread(pyRofex.get_market_data, "NOPE", entries)
+    unknown = await blocking(pyRofex.get_market_data, "NOPE", entries)
     assert unknown["status"] == "ERROR" and "NOPE" in unknown["description"]
 
     market_data, errors, exceptions = Inbox(), Inbox(), Inbox()
     threads_before = set(threading.enumerate())
-    await asyncio.to_thread(
+    await blocking(
         pyRofex.init_websocket_connection,
         market_data_handler=market_data.handler,
         error_handler=errors.handler,
@@ -103,11 +130,11 @@ async def test_pyrofex_authenticates_lists_snapshots_and_streams(fake: FakePrima
     )
     client = pyrofex_globals.environment_config[ENV]["ws_client"]
     try:
-        await asyncio.to_thread(pyRofex.market_data_subscription, [AL30, DIC26], entries)
+        await blocking(pyRofex.market_data_subscription, [AL30, DIC26], entries)
         for symbol in (AL30, DIC26):
             frame = await market_data.wait_for(lambda m, s=symbol: m["instrumentId"]["symbol"] == s)
             assert frame["type"] == "Md" and "BI" in frame["marketData"]
-        await asyncio.to_thread(pyRofex.market_data_subscription, ["NOPE"], entries)
+        await blocking(pyRofex.market_data_subscription, ["NOPE"], entries)
         error = await errors.wait_for(lambda m: isinstance(m, dict))
         assert error["status"] == "ERROR" and "NOPE" in error["description"]
         assert fake.subscriptions(fake.connection_ids[0]) == [AL30, DIC26, "NOPE"]
@@ -118,8 +145,8 @@ async def test_pyrofex_authenticates_lists_snapshots_and_streams(fake: FakePrima
         fake.close_all(1000, "test over")
         thread = client.ws_thread
         if thread is not None:
-            await asyncio.to_thread(thread.join, 15)
-        await asyncio.to_thread(pyRofex.close_websocket_connection)
+            await blocking(thread.join, 15)
+        await blocking(pyRofex.close_websocket_connection)
     assert thread is None or not thread.is_alive()
     lingering = [t for t in set(threading.enumerate()) - threads_before if not t.daemon]
     assert lingering == []

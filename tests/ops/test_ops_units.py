@@ -18,10 +18,12 @@ from support.poll import eventually_sync
 from support.ports import free_port
 
 from cotiza import sdnotify
+from cotiza.monitor import procs
 from cotiza.monitor.alerts import Alert, AlertConfig, Alerter
 from cotiza.monitor.ledger import Entry, Ledger, MonitorLock, MonitorState, read_state, write_state
 from cotiza.monitor.machine import Action, Machine, Observation, State
 from cotiza.monitor.probes import HttpResult, judge_detailed, judge_liveness
+from cotiza.monitor.process import Child
 from cotiza.monitor.settings import load_monitor_settings
 from cotiza.settings import Settings
 
@@ -231,6 +233,35 @@ def test_lock_is_exclusive_and_released_when_the_holder_dies(tmp_path: Path) -> 
     finally:
         proc.kill()
         proc.wait()
+
+
+def hold_the_loop_until_gone(child: Child) -> None:
+    """Block the event loop (as a busy monitor would) until the process has died."""
+    deadline = time.monotonic() + 10
+    while procs.alive(child.pid, child.create_time) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+
+
+@pytest.mark.subprocess
+def test_exit_status_is_known_even_when_a_probe_sees_the_process_gone_first(
+    tmp_path: Path,
+) -> None:
+    """A child that just died looks gone (zombie, or reaped with the callback queued) before
+    its exit status arrives; ``settle`` waits for it, so a restart records the exit code."""
+
+    async def run() -> tuple[bool, int | None, int | None]:
+        command = [sys.executable, "-c", "import os; os._exit(3)"]
+        child = await Child.spawn(command, dict(os.environ), tmp_path / "svc.log")
+        hold_the_loop_until_gone(child)
+        gone_before_status = not child.running() and child.exit_code is None
+        status_before = child.exit_code
+        await child.settle()
+        return gone_before_status, status_before, child.exit_code
+
+    gone_before_status, before, after = asyncio.run(run())
+    assert gone_before_status and before is None  # the window the monitor used to fall into
+    assert after == 3
 
 
 # -- alerts --------------------------------------------------------------------------------

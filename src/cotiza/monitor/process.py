@@ -20,6 +20,7 @@ from cotiza.monitor.machine import Machine
 from cotiza.monitor.settings import MonitorSettings
 
 ADOPTED_POLL = 0.1  # seconds between liveness checks of a process that is not our child
+REAP_WAIT = 2.0  # seconds to wait for the exit status of a process already gone
 LOG_MAX_BYTES = 64 * 1024 * 1024  # the service log is rotated at a (re)start past this
 
 
@@ -81,6 +82,15 @@ class Child:
 
     def running(self) -> bool:
         return not self.exited.is_set() and procs.alive(self.pid, self.create_time)
+
+    async def settle(self) -> None:
+        """Wait (briefly) for the exit status of a process that is no longer running.
+
+        A process that just died is a zombie, or already reaped with the reaper's callback
+        still queued, for a moment: a probe can see it gone before ``returncode`` is known.
+        """
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.exited.wait(), REAP_WAIT)
 
     @property
     def exit_code(self) -> int | None:

@@ -278,6 +278,7 @@ class Supervisor:
                 await self._drain()
             await self._stop_child(child)
         else:
+            await child.settle()
             child.kill_leftovers()
         return child, incident
 
