@@ -175,15 +175,17 @@ async def run_services(settings: Settings) -> AsyncIterator[Services]:
             )
 
         # Every quote-cache listener, in one place. Each only enqueues work; the order is
-        # storage, WebSocket fan-out, ratios (and, in cluster mode, the bus; only the
-        # leader stores and publishes). Removed before the components stop.
+        # storage, WebSocket fan-out, ratios. In cluster mode the bus comes before the
+        # fan-out: the leader writes the tick to Redis first, so the other nodes' clients
+        # do not wait for this node's own (only the leader stores and publishes).
+        # Removed before the components stop.
         listeners: tuple[Callable[[Quote], object], ...] = (
             writer.submit_tick,
             hub.publish_tick,
             ratios.on_tick,
         )
         if node is not None:
-            listeners = (node.store_tick, hub.publish_tick, ratios.on_tick, node.publish_tick)
+            listeners = (node.store_tick, node.publish_tick, hub.publish_tick, ratios.on_tick)
         for listener in listeners:
             cache.add_listener(listener)
         for listener in listeners:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+import redis
 from cluster_kit import RecordingSink, started
 from support.poll import eventually
 
@@ -224,7 +225,8 @@ async def test_a_follower_whose_loop_was_late_is_not_wedged(bus_settings: Factor
 
 
 async def test_the_outbox_coalesces_a_burst_to_the_latest_value(bus_settings: Factory) -> None:
-    """A burst on one key between two sends reaches followers as its latest value."""
+    """A burst on one key: the first publication leaves at once, the rest wait for its reply
+    and reach followers as the burst's latest value."""
     sink_b = RecordingSink()
     a = RedisBus(bus_settings(node_id="a"), RecordingSink())
     b = RedisBus(bus_settings(node_id="b"), sink_b)
@@ -232,12 +234,55 @@ async def test_the_outbox_coalesces_a_burst_to_the_latest_value(bus_settings: Fa
         a.lead(1)
         a.publish(Kind.TICK, "WARM", tick("WARM", 0))
         await eventually(lambda: b.subscriber.sequencer.synced, 5)
+        await eventually(lambda: a.publisher.idle, 5)  # not even a heartbeat in flight
         before = a.stats.outbox_coalesced
-        for version in range(1000):  # no await in between: the sender cannot run
+        for version in range(1000):  # no await in between: no reply can arrive
             a.publish(Kind.TICK, "HOT", tick("HOT", version))
         await eventually(lambda: sink_b.latest.get((Kind.TICK, "HOT")) == tick("HOT", 999), 5)
-        assert a.stats.outbox_coalesced - before == 999
-        assert len(sink_b.frames(Kind.TICK, "HOT")) == 1
+        assert a.stats.outbox_coalesced - before == 998
+        assert sink_b.frames(Kind.TICK, "HOT") == [tick("HOT", 0), tick("HOT", 999)]
+
+
+def wait_blocking(event: threading.Event, timeout: float) -> bool:
+    """Wait for ``event`` without letting the event loop run."""
+    return event.wait(timeout)
+
+
+async def test_a_publication_leaves_before_the_leader_yields(bus_settings: Factory) -> None:
+    """With nothing in flight, ``publish`` writes to Redis at once: another process's
+    subscriber gets the envelope while the leader's loop has not run since publishing."""
+    settings = bus_settings(node_id="a")
+    assert settings.backplane is not None
+    listening, got = threading.Event(), threading.Event()
+
+    def listen() -> None:  # another process, in effect: a plain blocking subscriber
+        client = redis.Redis.from_url(settings.backplane or "")
+        with client.pubsub() as pubsub:
+            pubsub.subscribe(f"{settings.backplane_prefix}:bus")
+            listening.set()
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not got.is_set():
+                message = pubsub.get_message(timeout=0.2)
+                if message and message["type"] == "message" and b"LEAVES" in message["data"]:
+                    got.set()
+                    return
+        client.close()
+
+    thread = threading.Thread(target=listen, name="plain-subscriber")
+    thread.start()
+    try:
+        assert await asyncio.to_thread(listening.wait, 10)
+        a = RedisBus(settings, RecordingSink())
+        async with started(a):
+            a.lead(1)
+            await eventually(lambda: a.stats.published > 0 and a.publisher.idle, 5)
+            a.publish(Kind.TICK, "LEAVES", tick("LEAVES", 1))
+            assert wait_blocking(got, 5)  # the loop is blocked: nothing was sent later
+            await eventually(lambda: a.publisher.idle, 5)
+            assert a.stats.send_failures == 0
+    finally:
+        got.set()
+        await asyncio.to_thread(thread.join, 25)
 
 
 async def test_stop_is_idempotent_and_leaves_no_task(bus_settings: Factory) -> None:

@@ -1,12 +1,15 @@
 """The leader's side of the Redis backplane: outbox, one sender task, heartbeat, keyframes.
 
-``put()`` is synchronous and never touches Redis; the sender drains the outbox in batches,
-one Lua call per batch. The script refuses an epoch lower than the highest it has seen
-(fencing), writes the snapshot hashes and the stream position, and PUBLISHes each
-envelope -- all atomically, so a snapshot read never misses or half-sees a publish.
-After every reconnection, and when a term begins, the sender republishes a keyframe (the
-whole local state), which is how the snapshot is rebuilt after Redis restarts without
-persistence.
+``put()`` is synchronous and never waits for Redis. When nothing is in flight it writes the
+publication to its own Redis connection at once (``RespConnection``: the bytes leave before
+the leader's own fan-out to its clients); while a send awaits its reply, publications wait
+in the outbox, coalescing per key, and the sender task sends them as one batch when the
+reply is in. Each batch is one Lua call. The script refuses an epoch lower than the
+highest it has seen (fencing), writes the snapshot hashes and the stream position, and
+PUBLISHes each envelope -- all atomically, so a snapshot read never misses or half-sees a
+publish. After every reconnection, and when a term begins, the sender republishes a
+keyframe (the whole local state), which is how the snapshot is rebuilt after Redis
+restarts without persistence.
 """
 
 from __future__ import annotations
@@ -16,14 +19,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from typing import Any
 
 from cotiza.cluster.backplane import Keys
 from cotiza.cluster.bus import BusStats
 from cotiza.cluster.envelope import STORED_KINDS, Kind, Publication, encode
 from cotiza.cluster.outbox import Outbox
+from cotiza.cluster.resp import RespConnection, RespError, checked
 from cotiza.cluster.tasks import stop_task
 from cotiza.feeds.reconnect import backoff_delays
 
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 
 Keyframe = Callable[[], Iterable[Publication]]
 OnFenced = Callable[[int], None]
+InFlight = tuple["asyncio.Future[Any]", int, int]  # the reply awaited, envelopes, epoch
 
 # KEYS: meta, tick hash, sample hash, dash hash.
 # ARGV: epoch, node, channel, then (seq, t, kind, key, envelope) per envelope.
@@ -64,7 +67,7 @@ class Publisher:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        url: str,
         keys: Keys,
         node_id: str,
         stats: BusStats,
@@ -78,11 +81,13 @@ class Publisher:
         keyframe: Keyframe | None = None,
         on_fenced: OnFenced | None = None,
     ) -> None:
-        self._client = client
+        self._url = url
         self._keys = keys
         stores = (Kind.TICK, Kind.SAMPLE, Kind.DASH)  # the order the script expects
         self._script_keys = [keys.meta, *(keys.snapshot(kind) for kind in stores)]
-        self._script = client.register_script(PUBLISH_SCRIPT)
+        self._conn: RespConnection | None = None
+        self._sha = ""
+        self._in_flight: InFlight | None = None
         self.node_id = node_id
         self.stats = stats
         self.outbox = Outbox(outbox_size)
@@ -115,6 +120,16 @@ class Publisher:
         self._needs_keyframe = True
         self._wake.set()
 
+    @property
+    def idle(self) -> bool:
+        """Nothing waiting for a reply, nothing queued: the next ``put`` leaves at once."""
+        return (
+            self.connected
+            and self._in_flight is None
+            and not self._needs_keyframe
+            and not self.outbox
+        )
+
     def follow(self) -> None:
         self.epoch = None
         self.outbox.clear()
@@ -128,6 +143,8 @@ class Publisher:
         self._enqueue(stamped)
         if item.kind in STORED_KINDS:
             self._latest[(item.kind, item.key)] = stamped
+        if self._in_flight is None and not self._needs_keyframe and self.connected:
+            self._dispatch(heartbeat=False)  # nothing ahead of it: it leaves now
         self._wake.set()
 
     def _enqueue(self, item: Publication) -> None:
@@ -148,13 +165,16 @@ class Publisher:
         self._stopping = True
         if task is not None:
             await stop_task(task)
-        self.connected = False
+        self._disconnect()
 
     # -- the sender task --------------------------------------------------------------
 
     async def _run(self) -> None:
         delays: Iterator[float] | None = None
         while not self._stopping:
+            if self._in_flight is not None:
+                await self._settle(self._in_flight)
+                continue
             if not self.connected:
                 if await self._connect():
                     delays = None
@@ -173,12 +193,7 @@ class Publisher:
             if not self.outbox and now < due:
                 await self._wait(due - now)
                 continue
-            batch = self.outbox.take(self.batch_size)
-            if now >= due:
-                batch.append(Publication(Kind.HEARTBEAT, "", ""))
-                self._last_heartbeat = now
-                self.stats.heartbeats += 1
-            await self._send(batch)
+            self._dispatch(heartbeat=now >= due)
 
     async def _wait(self, timeout: float | None) -> None:
         with contextlib.suppress(TimeoutError):
@@ -188,14 +203,27 @@ class Publisher:
 
     async def _connect(self) -> bool:
         try:
-            async with asyncio.timeout(self.timeout):
-                await self._client.ping()
-        except (RedisError, OSError) as exc:
-            log.debug("backplane not answering: %s", exc or "timeout")
+            conn = await RespConnection.open(self._url, self.timeout)
+        except (RespError, OSError) as exc:
+            log.debug("backplane not answering: %s", exc)
             return False
+        try:
+            async with asyncio.timeout(self.timeout):
+                self._sha = (await conn.call("SCRIPT", "LOAD", PUBLISH_SCRIPT)).decode()
+        except (TimeoutError, RespError) as exc:
+            conn.close()
+            log.debug("backplane refused the publish script: %s", exc or "timeout")
+            return False
+        self._conn = conn
         self.connected = True
         log.info("backplane publisher connected")
         return True
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+        self.connected = False
 
     def _send_keyframe(self) -> None:
         items = list(self._keyframe() if self._keyframe is not None else self._latest.values())
@@ -204,9 +232,17 @@ class Publisher:
         self.stats.keyframes += 1
         log.info("backplane keyframe: %d publication(s)", len(items))
 
-    async def _send(self, batch: list[Publication]) -> None:
-        epoch = self.epoch
-        if epoch is None or not batch:
+    def _dispatch(self, *, heartbeat: bool) -> None:
+        """Write the next batch (and a heartbeat when due) now; the sender awaits the reply."""
+        epoch, conn = self.epoch, self._conn
+        if epoch is None or conn is None:
+            return
+        batch = self.outbox.take(self.batch_size)
+        if heartbeat:
+            batch.append(Publication(Kind.HEARTBEAT, "", ""))
+            self._last_heartbeat = time.monotonic()
+            self.stats.heartbeats += 1
+        if not batch:
             return
         args: list[str | int | bytes] = [epoch, self.node_id, self._keys.channel]
         for item in batch:
@@ -220,21 +256,33 @@ class Publisher:
                 encode(epoch, self.seq, stamp, item),
             ]
         try:
+            reply = conn.send(
+                "EVALSHA", self._sha, len(self._script_keys), *self._script_keys, *args
+            )
+        except RespError as exc:
+            reply = asyncio.get_running_loop().create_future()
+            reply.set_exception(exc)
+        self._in_flight = (reply, len(batch), epoch)
+
+    async def _settle(self, in_flight: InFlight) -> None:
+        """Wait for the reply to the batch in flight and account for it."""
+        reply, count, epoch = in_flight
+        try:
             async with asyncio.timeout(self.timeout):
-                result = await self._script(keys=self._script_keys, args=args)
-        except (RedisError, OSError) as exc:
+                result = checked(await reply)
+        except (TimeoutError, RespError, OSError) as exc:
             # The batch is lost (or not: the edges will tell by (e, s)); a keyframe after
             # reconnecting restores the whole state either way.
-            self.connected = False
+            self._in_flight = None
+            self._disconnect()
             self._needs_keyframe = True
             self.stats.send_failures += 1
-            log.warning(
-                "backplane publish of %d envelope(s) failed: %s", len(batch), exc or "timeout"
-            )
+            log.warning("backplane publish of %d envelope(s) failed: %s", count, exc or "timeout")
             return
+        self._in_flight = None
         accepted, highest = int(result[0]), int(result[1])
         if not accepted:
-            self.stats.fenced_publishes += len(batch)
+            self.stats.fenced_publishes += count
             log.error(
                 "backplane refused epoch %d: epoch %d has published; stopping", epoch, highest
             )
@@ -242,5 +290,5 @@ class Publisher:
             if self._on_fenced is not None:
                 self._on_fenced(highest)
             return
-        self.stats.published += len(batch)
+        self.stats.published += count
         self.stats.send_batches += 1

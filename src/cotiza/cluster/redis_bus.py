@@ -54,7 +54,7 @@ class RedisBus(Bus):
         self._on_fenced = on_fenced
         self.client: aioredis.Redis = create_client(self.url, settings.bus_timeout)
         self.publisher = Publisher(
-            self.client,
+            self.url,
             self.keys,
             self.node_id,
             self.stats,
