@@ -71,14 +71,19 @@ class RecordingSink:
 class RedisServer:
     """A redis-server of the test's own on a free port, without persistence: killable."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, password: str | None = None) -> None:
         self.port = free_port()
         self.workdir = workdir
+        self.password = password
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return self.url_for(0)
+
+    def url_for(self, database: int, password: str | None = None) -> str:
+        secret = password if password is not None else self.password
+        return f"redis://{f':{secret}@' if secret else ''}127.0.0.1:{self.port}/{database}"
 
     def start(self) -> None:
         assert self.proc is None or self.proc.poll() is not None
@@ -98,6 +103,7 @@ class RedisServer:
                 str(self.workdir),
                 "--logfile",
                 str(self.workdir / "redis.log"),
+                *(("--requirepass", self.password) if self.password else ()),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -110,7 +116,7 @@ class RedisServer:
             socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock,
         ):
             sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
+            return sock.recv(16).startswith((b"+PONG", b"-NOAUTH"))
         return False
 
     def kill(self) -> None:

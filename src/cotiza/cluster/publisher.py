@@ -165,6 +165,7 @@ class Publisher:
         self._stopping = True
         if task is not None:
             await stop_task(task)
+        self._in_flight = None
         self._disconnect()
 
     # -- the sender task --------------------------------------------------------------
