@@ -49,10 +49,24 @@ async def wait_prices_change(page: Page, timeout: float = 10_000) -> None:
     )
 
 
+# Scroll to the top until the page stays there for three frames: a smooth scroll the page
+# started (opening the chart scrolls it into view) may only begin after an instant
+# scrollTo on a loaded machine, and would otherwise carry the page away again.
+AT_TOP = """() => {
+  if (window.scrollY !== 0) {
+    window.scrollTo({ top: 0, behavior: "instant" });
+    window.__framesAtTop = 0;
+    return false;
+  }
+  window.__framesAtTop = (window.__framesAtTop || 0) + 1;
+  return window.__framesAtTop >= 3;
+}"""
+
+
 async def save_screenshot(page: Page, name: str) -> None:
     """Save the whole page under artifacts/, scrolled to the top so the sticky bar sits there."""
-    await page.evaluate("window.scrollTo({ top: 0, behavior: 'instant' })")
-    await page.wait_for_function("window.scrollY === 0")
+    await page.evaluate("window.__framesAtTop = 0")
+    await page.wait_for_function(AT_TOP)
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / name), full_page=True)
 
