@@ -118,3 +118,25 @@ async def test_a_lost_connection_fails_every_waiting_command(tmp_path: Path) -> 
         conn.close()
     finally:
         server.stop()
+
+
+async def test_a_garbled_reply_fails_the_command_and_closes_the_connection() -> None:
+    """Something that is not Redis answers: RespError (not a hang), and the connection closes."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(100)
+        writer.write(b"?not redis\r\n")
+        await writer.drain()
+        await reader.read(100)  # until the client goes away
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        conn = await RespConnection.open(f"redis://127.0.0.1:{port}/0", 2.0)
+        with pytest.raises(RespError, match="unreadable reply"):
+            await asyncio.wait_for(conn.call("PING"), 5)
+        assert not conn.is_open
+    finally:
+        server.close()
+        await server.wait_closed()
