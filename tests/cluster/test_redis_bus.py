@@ -257,7 +257,7 @@ async def test_a_publication_leaves_before_the_leader_yields(bus_settings: Facto
 
     def listen() -> None:  # another process, in effect: a plain blocking subscriber
         client = redis.Redis.from_url(settings.backplane or "")
-        with client.pubsub() as pubsub:
+        with client, client.pubsub() as pubsub:
             pubsub.subscribe(f"{settings.backplane_prefix}:bus")
             listening.set()
             deadline = time.monotonic() + 20
@@ -265,8 +265,6 @@ async def test_a_publication_leaves_before_the_leader_yields(bus_settings: Facto
                 message = pubsub.get_message(timeout=0.2)
                 if message and message["type"] == "message" and b"LEAVES" in message["data"]:
                     got.set()
-                    return
-        client.close()
 
     thread = threading.Thread(target=listen, name="plain-subscriber")
     thread.start()
