@@ -49,9 +49,9 @@ async def wait_prices_change(page: Page, timeout: float = 10_000) -> None:
     )
 
 
-# Scroll to the top until the page stays there for three frames: a smooth scroll the page
-# started (opening the chart scrolls it into view) may only begin after an instant
-# scrollTo on a loaded machine, and would otherwise carry the page away again.
+# Scroll to the top until the page stays there for three frames: Chromium lets a smooth
+# scroll the page started (opening the chart scrolls it into view) carry on after an
+# instant scrollTo, which would leave the page somewhere below the top.
 AT_TOP = """() => {
   if (window.scrollY !== 0) {
     window.scrollTo({ top: 0, behavior: "instant" });
