@@ -121,14 +121,14 @@ class Publisher:
         self._wake.set()
 
     @property
+    def _can_send_now(self) -> bool:
+        """Connected, no reply awaited, no keyframe owed: a batch may be written now."""
+        return self.connected and self._in_flight is None and not self._needs_keyframe
+
+    @property
     def idle(self) -> bool:
         """Nothing waiting for a reply, nothing queued: the next ``put`` leaves at once."""
-        return (
-            self.connected
-            and self._in_flight is None
-            and not self._needs_keyframe
-            and not self.outbox
-        )
+        return self._can_send_now and not self.outbox
 
     def follow(self) -> None:
         self.epoch = None
@@ -143,7 +143,7 @@ class Publisher:
         self._enqueue(stamped)
         if item.kind in STORED_KINDS:
             self._latest[(item.kind, item.key)] = stamped
-        if self._in_flight is None and not self._needs_keyframe and self.connected:
+        if self._can_send_now:
             self._dispatch(heartbeat=False)  # nothing ahead of it: it leaves now
         self._wake.set()
 
